@@ -1,0 +1,1 @@
+"""Bundled ONNX models (installed as ``streamgenre.models``); see README.md here."""
