@@ -1,0 +1,7 @@
+"""``python -m streamgenre``."""
+
+import sys
+
+from streamgenre.cli import main
+
+sys.exit(main())

@@ -1,0 +1,155 @@
+"""Command line: ``streamgenre classify | info`` (and ``python -m streamgenre``).
+
+Every user-facing error is one line on stderr and a non-zero exit code, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import sys
+from collections.abc import Sequence
+
+from streamgenre import __version__
+from streamgenre.errors import StreamgenreError
+
+EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def _add_model_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", metavar="FILE", help="ONNX model with streamgenre metadata (default: bundled)")
+    parser.add_argument("--provider", choices=("auto", "cpu", "cuda"), default="auto",
+                        help="execution provider (default: auto = CUDA when a GPU is usable)")
+    parser.add_argument("--threads", type=int, default=None, help="inference threads (default: cores, max 4)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``streamgenre`` command."""
+    parser = argparse.ArgumentParser(prog="streamgenre", description="Streaming, real-time music genre classifier.")
+    parser.add_argument("--version", action="version", version=f"streamgenre {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging on stderr")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    classify = sub.add_parser("classify", help="classify audio files or folders (offline)",
+                              description="Classify files (folders are searched recursively).")
+    classify.add_argument("paths", nargs="+", metavar="PATH", help="audio files or folders")
+    fmt = classify.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true", help="one JSON object per line per file")
+    fmt.add_argument("--csv", action="store_true", help="CSV with a header row")
+    classify.add_argument("--timeline", action="store_true", help="include the per-window results")
+    classify.add_argument("--top", type=int, default=3, help="genres/tags to show per file (default 3)")
+    classify.add_argument("--hop", type=float, default=None, metavar="SECONDS",
+                          help="seconds between windows (default: the window length)")
+    _add_model_options(classify)
+
+    info = sub.add_parser("info", help="show the model, its metadata and the execution provider in use")
+    _add_model_options(info)
+    return parser
+
+
+def _positive(value: float | int | None, name: str) -> None:
+    if value is not None and not value > 0:
+        raise StreamgenreError(f"{name} must be positive, got {value}")
+
+
+def _load(args: argparse.Namespace):  # noqa: ANN202 - GenreModel, imported lazily
+    from streamgenre.model import load_model
+
+    _positive(args.threads, "--threads")
+    return load_model(args.model, provider=args.provider, threads=args.threads)
+
+
+def cmd_classify(args: argparse.Namespace) -> int:
+    """``streamgenre classify``: returns 0 when every file was classified, 1 when some failed."""
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.table import Table
+
+    from streamgenre.classify import classify_file, iter_audio_files
+
+    _positive(args.hop, "--hop")
+    _positive(args.top, "--top")
+    out = Console(highlight=False)
+    err = Console(stderr=True, highlight=False)
+    model = _load(args)
+    files = list(iter_audio_files(args.paths))
+    if not files:
+        raise StreamgenreError("no audio files found in the given folders")
+    failed = 0
+    writer = None
+    table = Table("file", "genre", "confidence", "top genres", "top tags", title=f"streamgenre · {model.name}")
+    progress = Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                        TimeRemainingColumn(), console=err, transient=True,
+                        disable=len(files) < 2 or not err.is_terminal)
+    with progress:
+        task = progress.add_task("classifying", total=len(files))
+        for path in files:
+            try:
+                result = classify_file(path, model, hop_seconds=args.hop)
+            except StreamgenreError as exc:
+                failed += 1
+                err.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True)
+                progress.advance(task)
+                continue
+            if args.json:
+                sys.stdout.write(json.dumps(result.to_dict(args.timeline, args.top), ensure_ascii=False) + "\n")
+                sys.stdout.flush()
+            elif args.csv:
+                if writer is None:
+                    writer = csv.writer(sys.stdout)
+                    writer.writerow(["path", "genre", "confidence", "duration", "top_genres", "top_tags"])
+                writer.writerow([result.path, result.genre, f"{result.confidence:.4f}", f"{result.duration:.3f}",
+                                 ";".join(f"{g}:{s:.3f}" for g, s in result.genres[:args.top]),
+                                 ";".join(f"{g}:{s:.3f}" for g, s in result.tags[:args.top])])
+            else:
+                table.add_row(escape(result.path), escape(result.genre), f"{result.confidence:.2f}",
+                              ", ".join(f"{escape(g)} {s:.2f}" for g, s in result.genres[:args.top]),
+                              ", ".join(f"{escape(g)} {s:.2f}" for g, s in result.tags[:args.top]))
+                if args.timeline:
+                    for w in result.windows:
+                        table.add_row(f"  {w.start:6.1f}–{w.end:6.1f} s", escape(w.genre), f"{w.confidence:.2f}",
+                                      "provisional" if w.provisional else "", "")
+            progress.advance(task)
+    if not (args.json or args.csv) and table.row_count:
+        out.print(table)
+    if failed:
+        err.print(f"{failed} of {len(files)} files could not be classified")
+    return EXIT_SOME_FAILED if failed else EXIT_OK
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    """``streamgenre info``: model metadata and the provider actually in use."""
+    model = _load(args)
+    contract = model.contract
+    document = model.describe() | {
+        "mel_config": contract.mel_config.to_dict(),
+        "outputs": {name: spec.to_dict() for name, spec in contract.outputs.items()},
+        "provenance": contract.provenance, "metrics": contract.metrics,
+    }
+    print(json.dumps(document, indent=2, ensure_ascii=False))
+    return EXIT_OK
+
+
+COMMANDS = {"classify": cmd_classify, "info": cmd_info}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``streamgenre`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    try:
+        return COMMANDS[args.command](args)
+    except StreamgenreError as exc:
+        print(f"streamgenre: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("streamgenre: interrupted", file=sys.stderr)
+        return 130

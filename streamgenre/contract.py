@@ -1,0 +1,183 @@
+"""The model contract: what every ONNX model carries in its metadata so the runtime can trust it.
+
+A model stores one JSON document under the metadata key ``streamgenre``. It names the input
+(``mel``: ``(batch, window_frames, n_mels)`` float32), the full :class:`MelConfig` the model was
+trained with, every output's kind and labels, which output and which of its labels are genres,
+where the weights came from, and a format version. The runtime builds its front end from this
+document, so features and model cannot disagree.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from streamgenre.errors import ModelError
+from streamgenre.features import MelConfig
+
+METADATA_KEY = "streamgenre"
+FORMAT_VERSION = 1
+OUTPUT_KINDS = ("softmax", "sigmoid", "logits", "embedding")
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    """One model output: its kind and, for class outputs, one label per unit."""
+
+    name: str
+    kind: str
+    labels: tuple[str, ...] = ()
+    size: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe form."""
+        out: dict[str, Any] = {"kind": self.kind}
+        if self.labels:
+            out["labels"] = list(self.labels)
+        if self.size is not None:
+            out["size"] = self.size
+        return out
+
+
+@dataclass(frozen=True)
+class ModelContract:
+    """Everything the runtime needs to know about a model, parsed and validated.
+
+    Attributes
+    ----------
+    name
+        Short model name, e.g. ``"msd_musicnn"``.
+    input_name
+        Name of the single mel input.
+    window_frames
+        Frames per window the model takes (187 for musicnn: 3 s at 16 kHz, hop 256).
+    mel_config
+        The front-end settings the model was trained with.
+    outputs
+        Output specs by name.
+    genre_output
+        Which output holds genre scores.
+    genre_labels
+        The labels of ``genre_output`` that are genres (all of them for a genre classifier;
+        a subset for a tagger whose tags also include moods and decades).
+    provenance
+        Source, license, training data, conversion details (free-form, JSON-safe).
+    metrics
+        Evaluation results recorded at export time (free-form, JSON-safe).
+    """
+
+    name: str
+    input_name: str
+    window_frames: int
+    mel_config: MelConfig
+    outputs: dict[str, OutputSpec]
+    genre_output: str
+    genre_labels: tuple[str, ...]
+    provenance: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    tag_output: str | None = None
+
+    @property
+    def genre_indices(self) -> tuple[int, ...]:
+        """Positions of :attr:`genre_labels` within the genre output's labels."""
+        labels = self.outputs[self.genre_output].labels
+        return tuple(labels.index(label) for label in self.genre_labels)
+
+    def to_json(self) -> str:
+        """Serialise for the ONNX metadata (inverse of :func:`parse_contract`)."""
+        document = {
+            "format_version": FORMAT_VERSION,
+            "name": self.name,
+            "input": {"name": self.input_name, "window_frames": self.window_frames,
+                      "n_mels": self.mel_config.n_mels},
+            "mel_config": self.mel_config.to_dict(),
+            "outputs": {name: spec.to_dict() for name, spec in self.outputs.items()},
+            "genre_output": self.genre_output,
+            "genre_labels": list(self.genre_labels),
+            "tag_output": self.tag_output,
+            "provenance": self.provenance,
+            "metrics": self.metrics,
+        }
+        return json.dumps(document, sort_keys=True)
+
+
+def _require(document: dict[str, Any], key: str, kind: type | tuple[type, ...]) -> Any:
+    if key not in document:
+        raise ModelError(f"model metadata lacks {key!r}")
+    value = document[key]
+    if not isinstance(value, kind) or isinstance(value, bool) and kind is int:
+        raise ModelError(f"model metadata {key!r} has the wrong type ({type(value).__name__})")
+    return value
+
+
+def _labels(value: Any, where: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise ModelError(f"model metadata {where} must be a list of non-empty strings")
+    if len(set(value)) != len(value):
+        raise ModelError(f"model metadata {where} has duplicate labels")
+    return tuple(value)
+
+
+def parse_contract(text: str | None) -> ModelContract:
+    """Parse and validate the JSON stored under :data:`METADATA_KEY`.
+
+    Raises
+    ------
+    ModelError
+        With a one-line reason when anything is missing, malformed or inconsistent.
+    """
+    if text is None:
+        raise ModelError(f"no {METADATA_KEY!r} metadata (not a streamgenre model; convert it with training/)")
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ModelError(f"{METADATA_KEY!r} metadata is not valid JSON ({exc.msg})") from None
+    if not isinstance(document, dict):
+        raise ModelError(f"{METADATA_KEY!r} metadata must be a JSON object")
+    version = _require(document, "format_version", int)
+    if version != FORMAT_VERSION:
+        raise ModelError(f"model format version {version} is not supported (this runtime reads {FORMAT_VERSION})")
+    name = _require(document, "name", str)
+    spec_in = _require(document, "input", dict)
+    input_name = _require(spec_in, "name", str)
+    window_frames = _require(spec_in, "window_frames", int)
+    if window_frames <= 0:
+        raise ModelError(f"model metadata window_frames must be positive, got {window_frames}")
+    try:
+        mel_config = MelConfig.from_dict(_require(document, "mel_config", dict))
+    except (TypeError, ValueError) as exc:
+        raise ModelError(f"model metadata mel_config is invalid: {exc}") from None
+    if spec_in.get("n_mels", mel_config.n_mels) != mel_config.n_mels:
+        raise ModelError("model metadata input n_mels disagrees with its mel_config")
+    outputs: dict[str, OutputSpec] = {}
+    for out_name, raw in _require(document, "outputs", dict).items():
+        if not isinstance(raw, dict):
+            raise ModelError(f"model metadata output {out_name!r} must be an object")
+        kind = _require(raw, "kind", str)
+        if kind not in OUTPUT_KINDS:
+            raise ModelError(f"model output {out_name!r} has unknown kind {kind!r} (expected one of {OUTPUT_KINDS})")
+        labels = _labels(raw["labels"], f"outputs.{out_name}.labels") if "labels" in raw else ()
+        if kind in ("softmax", "sigmoid") and not labels:
+            raise ModelError(f"model output {out_name!r} is {kind} but has no labels")
+        outputs[out_name] = OutputSpec(out_name, kind, labels, raw.get("size"))
+    if not outputs:
+        raise ModelError("model metadata lists no outputs")
+    genre_output = _require(document, "genre_output", str)
+    if genre_output not in outputs or not outputs[genre_output].labels:
+        raise ModelError(f"model metadata genre_output {genre_output!r} is not a labelled output")
+    genre_labels = _labels(_require(document, "genre_labels", list), "genre_labels")
+    unknown = [g for g in genre_labels if g not in outputs[genre_output].labels]
+    if unknown or not genre_labels:
+        raise ModelError(f"model metadata genre_labels not among {genre_output!r} labels: {unknown or 'empty'}")
+    tag_output = document.get("tag_output")
+    if tag_output is not None and (tag_output not in outputs or not outputs[tag_output].labels):
+        raise ModelError(f"model metadata tag_output {tag_output!r} is not a labelled output")
+    provenance = _require(document, "provenance", dict)
+    for key in ("source", "license", "training_data"):
+        _require(provenance, key, str)
+    return ModelContract(
+        name=name, input_name=input_name, window_frames=window_frames, mel_config=mel_config,
+        outputs=outputs, genre_output=genre_output, genre_labels=genre_labels,
+        provenance=provenance, metrics=document.get("metrics") or {}, tag_output=tag_output,
+    )

@@ -1,0 +1,488 @@
+"""Mel front end: incremental (streaming) and whole-signal log-mel spectrograms, one code path.
+
+:class:`StreamingMel` turns an audio stream cut into arbitrary blocks into log-mel frames;
+:func:`compute_mel` does the same for a whole signal (training). Both run the numba kernels of
+:mod:`streamgenre._melkernels` and reproduce ``librosa.feature.melspectrogram`` followed by the
+configured log compression (float64 arithmetic, float32 output; |difference| < 1e-4 in the log
+domain, typically ~1e-6).
+
+Framing
+    Frame ``k`` of a stream covers samples ``[k * hop_length, k * hop_length + n_fft)`` of the
+    concatenated input, exactly librosa's ``center=False`` framing, however the stream is cut.
+    :func:`compute_mel` with ``center=True`` zero-pads ``n_fft // 2`` samples on each side first
+    (librosa >= 0.10 default ``pad_mode="constant"``).
+
+Input samples
+    1-D mono arrays of float32 or float64 (used as is, computed in float64) or int16 PCM
+    (scaled by 1/32768). Float16 and non-native byte orders are converted, non-contiguous or
+    read-only arrays and sequences are copied (a slower path; the fast path is a writable
+    C-contiguous float32/float64/int16 array). Other dtypes (other integers, bool, complex,
+    object, strings) raise ``TypeError``; arrays that are not 1-D raise ``ValueError`` (mix
+    multichannel audio down first, e.g. ``x.mean(axis=1)``); NaN or Inf samples raise
+    ``ValueError`` and leave a stream's state unchanged. Empty input yields ``(0, n_mels)``.
+
+FFT
+    Power-of-two ``n_fft`` use an own radix-2² real FFT (fast path); any other ``n_fft`` uses an
+    exact direct DFT costing O(n_fft²) per frame (fine for training, slow for live use).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+import numbers
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from streamgenre import _melkernels as _k
+
+__all__ = ["MelConfig", "StreamingMel", "compute_mel", "mel_frames_for", "warmup"]
+
+_LOG_KINDS = {"log10p": _k.LOG_LOG10P, "db": _k.LOG_DB, "none": _k.LOG_NONE}
+_NORMS = ("slaney", None)
+_ALIGN = 8  # sections start on 64-byte boundaries
+
+
+def _int_field(name: str, value: Any, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"MelConfig.{name} must be an integer, got {type(value).__name__} {value!r}")
+    if value < minimum:
+        raise ValueError(f"MelConfig.{name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def _float_field(name: str, value: Any, *, positive: bool) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"MelConfig.{name} must be a real number, got {type(value).__name__} {value!r}")
+    value = float(value)
+    if not math.isfinite(value) or value < 0 or (positive and value == 0):
+        kind = "positive" if positive else "non-negative"
+        raise ValueError(f"MelConfig.{name} must be a finite {kind} number, got {value}")
+    return value
+
+
+@dataclass(frozen=True)
+class MelConfig:
+    """Parameters of the mel front end (hashable, JSON round-trippable via :meth:`to_dict`).
+
+    Parameters
+    ----------
+    sample_rate, n_fft, hop_length, n_mels
+        Sample rate in Hz, FFT/frame length, hop and number of mel bands (positive integers,
+        ``n_fft >= 2``; ``hop_length > n_fft`` is allowed and skips samples between frames).
+    fmin, fmax
+        Mel band edges in Hz; ``fmax=None`` means ``sample_rate / 2``.
+    window
+        Window name accepted by ``scipy.signal.get_window`` without parameters ("hann",
+        "hamming", "blackman", ...), periodic as in ``librosa.stft``.
+    power
+        Exponent of the magnitude spectrum (2: power, 1: magnitude; any positive value).
+    htk, norm
+        Mel scale (``librosa.filters.mel``): HTK formula or Slaney; ``norm`` "slaney" or None.
+    log
+        "log10p": ``log10(1 + log_scale * mel)`` (musicnn); "db": ``10 * log10(max(amin, mel))``
+        (``librosa.power_to_db`` with ``ref=1.0``); "none": the mel spectrogram itself.
+    log_scale
+        ``C`` of "log10p".
+    amin
+        Floor of "db" (positive, at least the smallest normal float64).
+    top_db
+        Must be None. librosa clips to ``max(S) - top_db`` over the whole signal, which a
+        streaming front end cannot know; clip downstream if needed.
+
+    Examples
+    --------
+    musicnn's front end:
+
+    >>> MelConfig(sample_rate=16000, n_fft=512, hop_length=256, n_mels=96, log="log10p")
+    ... # doctest: +ELLIPSIS
+    MelConfig(sample_rate=16000, n_fft=512, ...)
+    """
+
+    sample_rate: int
+    n_fft: int
+    hop_length: int
+    n_mels: int
+    fmin: float = 0.0
+    fmax: float | None = None
+    window: str = "hann"
+    power: float = 2.0
+    htk: bool = False
+    norm: str | None = "slaney"
+    log: str = "log10p"
+    log_scale: float = 10000.0
+    amin: float = 1e-10
+    top_db: float | None = None
+
+    def __post_init__(self) -> None:
+        fix = functools.partial(object.__setattr__, self)
+        fix("sample_rate", _int_field("sample_rate", self.sample_rate, 1))
+        fix("n_fft", _int_field("n_fft", self.n_fft, 2))
+        fix("hop_length", _int_field("hop_length", self.hop_length, 1))
+        fix("n_mels", _int_field("n_mels", self.n_mels, 1))
+        fix("fmin", _float_field("fmin", self.fmin, positive=False))
+        nyquist = self.sample_rate / 2.0
+        if self.fmax is not None:
+            fix("fmax", _float_field("fmax", self.fmax, positive=True))
+            if self.fmax > nyquist:
+                raise ValueError(f"MelConfig.fmax={self.fmax} exceeds sample_rate / 2 = {nyquist}")
+        if self.fmin >= (nyquist if self.fmax is None else self.fmax):
+            raise ValueError(f"MelConfig.fmin={self.fmin} must be below fmax (effective {self.fmax or nyquist})")
+        fix("power", _float_field("power", self.power, positive=True))
+        if not isinstance(self.htk, (bool, np.bool_)):
+            raise ValueError(f"MelConfig.htk must be a bool, got {self.htk!r}")
+        fix("htk", bool(self.htk))
+        if self.norm not in _NORMS:
+            raise ValueError(f"MelConfig.norm must be 'slaney' or None, got {self.norm!r}")
+        if self.log not in _LOG_KINDS:
+            raise ValueError(f"MelConfig.log must be one of {sorted(_LOG_KINDS)}, got {self.log!r}")
+        fix("log_scale", _float_field("log_scale", self.log_scale, positive=True))
+        fix("amin", _float_field("amin", self.amin, positive=True))
+        if self.amin < np.finfo(np.float64).tiny:
+            raise ValueError(f"MelConfig.amin must be >= {np.finfo(np.float64).tiny}, got {self.amin}")
+        if self.top_db is not None:
+            raise ValueError(
+                "MelConfig.top_db must be None: librosa clips relative to the maximum of the whole "
+                "signal, which a streaming front end cannot know; clip downstream if needed"
+            )
+        if not isinstance(self.window, str):
+            raise ValueError(f"MelConfig.window must be a window name (str), got {self.window!r}")
+        try:
+            _window(self.window, self.n_fft)
+        except ValueError as exc:
+            raise ValueError(f"MelConfig.window={self.window!r} is not usable: {exc}") from None
+
+    @property
+    def n_bins(self) -> int:
+        """Number of FFT bins, ``n_fft // 2 + 1``."""
+        return self.n_fft // 2 + 1
+
+    def to_dict(self) -> dict[str, Any]:
+        """All fields as JSON-safe Python scalars (``from_dict(to_dict())`` round-trips exactly)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> MelConfig:
+        """Build a config from :meth:`to_dict` output (e.g. ONNX metadata).
+
+        Raises
+        ------
+        ValueError
+            On unknown keys, missing required keys or invalid values.
+        """
+        if not isinstance(d, Mapping):
+            raise ValueError(f"MelConfig.from_dict expects a mapping, got {type(d).__name__}")
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - set(fields))
+        if unknown:
+            raise ValueError(f"MelConfig.from_dict: unknown keys {unknown}")
+        required = [n for n, f in fields.items() if f.default is dataclasses.MISSING]
+        missing = [n for n in required if n not in d]
+        if missing:
+            raise ValueError(f"MelConfig.from_dict: missing required keys {missing}")
+        return cls(**dict(d))
+
+
+def _window(name: str, n_fft: int) -> np.ndarray:
+    import librosa
+
+    try:
+        return np.asarray(librosa.filters.get_window(name, n_fft, fftbins=True), dtype=np.float64)
+    except (ValueError, TypeError, librosa.util.exceptions.ParameterError) as exc:
+        raise ValueError(str(exc)) from None
+
+
+class _Plan:
+    """Immutable tables of one config packed into a template workspace (see ``_melkernels``)."""
+
+    def __init__(self, cfg: MelConfig) -> None:
+        import librosa
+
+        n_fft = cfg.n_fft
+        n_bins = cfg.n_bins
+        pow2 = n_fft & (n_fft - 1) == 0
+        half = n_fft // 2 if pow2 else 0
+        basis = librosa.filters.mel(
+            sr=cfg.sample_rate,
+            n_fft=n_fft,
+            n_mels=cfg.n_mels,
+            fmin=cfg.fmin,
+            fmax=cfg.fmax,
+            htk=cfg.htk,
+            norm=cfg.norm,
+            dtype=np.float32,  # librosa's default: use the very same weights
+        )
+        rows, cols = np.nonzero(basis)
+        indptr = np.searchsorted(rows, np.arange(cfg.n_mels + 1))
+        self.nnz = int(rows.size)
+
+        sections: list[tuple[int, str, Any]] = [  # (slot, kind, values or size)
+            (_k.O_WINDOW, "f", _window(cfg.window, n_fft)),
+            (_k.O_TWIDDLE, "f", _fft_twiddles(half)),
+            (_k.O_POST, "f", _post_twiddles(half, n_fft)),
+            (_k.O_REV, "i", _bit_reverse(half)),
+            (_k.O_INDPTR, "i", indptr),
+            (_k.O_INDICES, "i", cols),
+            (_k.O_WEIGHTS, "f", basis[rows, cols].astype(np.float64)),
+            (_k.O_HIST, "f", n_fft),
+            (_k.O_FRAME, "f", n_fft),
+            (_k.O_RE, "f", max(half, n_fft) * _k.LANES),
+            (_k.O_IM, "f", max(half, n_fft) * _k.LANES),
+            (_k.O_POW, "f", n_bins * _k.LANES),
+            (_k.O_ACC, "f", 2 * _k.LANES),
+            (_k.O_DFT, "f", np.zeros(0) if pow2 else _dft_tables(n_fft)),
+        ]
+        offsets = []
+        pos = _k.HEADER
+        for _, _, data in sections:
+            offsets.append(pos)
+            size = data if isinstance(data, int) else len(data)
+            pos += -(-size // _ALIGN) * _ALIGN
+        ws = np.zeros(pos)
+        iv = ws.view(np.int64)
+        for (slot, kind, data), off in zip(sections, offsets, strict=True):
+            iv[slot] = off
+            if not isinstance(data, int):
+                (iv if kind == "i" else ws)[off : off + len(data)] = data
+        iv[_k.H_NFFT], iv[_k.H_HOP], iv[_k.H_NMELS] = n_fft, cfg.hop_length, cfg.n_mels
+        iv[_k.H_NBINS], iv[_k.H_HALF] = n_bins, half
+        iv[_k.H_MODE] = _k.MODE_FFT if pow2 else _k.MODE_DFT
+        iv[_k.H_LOG] = _LOG_KINDS[cfg.log]
+        iv[_k.H_POWER] = {2.0: _k.POWER_2, 1.0: _k.POWER_1}.get(cfg.power, _k.POWER_ANY)
+        ws[_k.F_LOG_SCALE], ws[_k.F_AMIN], ws[_k.F_POWER] = cfg.log_scale, cfg.amin, cfg.power
+        ws.flags.writeable = False
+        self.template = ws
+
+    def new_workspace(self) -> np.ndarray:
+        """A private, 64-byte aligned, writable copy of the template workspace."""
+        raw = np.empty(self.template.size + _ALIGN)
+        start = (-raw.ctypes.data // 8) % _ALIGN
+        ws = raw[start : start + self.template.size]
+        ws[:] = self.template
+        return ws
+
+
+def _fft_twiddles(half: int) -> np.ndarray:
+    """re then im of ``tw[h + j] = exp(-2πi j / (2h))`` for h = 1, 2, 4, ..., half/2."""
+    tw = np.zeros(half, dtype=np.complex128)
+    h = 1
+    while h < half:
+        tw[h : 2 * h] = np.exp(-1j * np.pi * np.arange(h) / h)
+        h *= 2
+    return np.concatenate([tw.real, tw.imag])
+
+
+def _post_twiddles(half: int, n_fft: int) -> np.ndarray:
+    """cos then sin of ``2πk / n_fft`` for k = 0 .. half/2 (real-FFT unpacking)."""
+    ang = 2.0 * np.pi * np.arange(half // 2 + 1) / n_fft
+    return np.concatenate([np.cos(ang), np.sin(ang)])
+
+
+def _bit_reverse(half: int) -> np.ndarray:
+    bits = max(half.bit_length() - 1, 0)
+    idx = np.arange(half)
+    rev = np.zeros(half, dtype=np.int64)
+    for b in range(bits):
+        rev |= ((idx >> b) & 1) << (bits - 1 - b)
+    return rev
+
+
+def _dft_tables(n_fft: int) -> np.ndarray:
+    ang = 2.0 * np.pi * np.arange(n_fft) / n_fft
+    return np.concatenate([np.cos(ang), np.sin(ang)])
+
+
+@functools.lru_cache(maxsize=32)
+def _plan_for(cfg: MelConfig) -> _Plan:
+    return _Plan(cfg)
+
+
+def _as_samples(samples: Any) -> np.ndarray:
+    """Validate/convert input to a 1-D C-contiguous writable float32/float64/int16 array."""
+    if not isinstance(samples, np.ndarray):
+        try:
+            samples = np.asarray(samples)
+        except (ValueError, TypeError) as exc:
+            raise TypeError(f"samples must be a 1-D array of audio samples: {exc}") from None
+    dt = samples.dtype
+    if dt.kind == "f":
+        target = np.float32 if dt.itemsize <= 4 else np.float64
+    elif dt.kind == "i" and dt.itemsize == 2:
+        target = np.int16
+    elif dt.kind in "iu":
+        raise TypeError(
+            f"integer samples must be int16 PCM (scaled by 1/32768), got {dt}; "
+            "convert to float32 with the scale of your format first"
+        )
+    else:
+        raise TypeError(f"samples must be float32, float64 or int16 PCM, got dtype {dt}")
+    if samples.ndim != 1:
+        hint = " (multichannel audio: mix down to mono first, e.g. x.mean(axis=1))" if samples.ndim == 2 else ""
+        raise ValueError(f"samples must be a 1-D mono array, got shape {samples.shape}{hint}")
+    x = np.ascontiguousarray(samples, dtype=target)
+    return x if x.flags.writeable else x.copy()
+
+
+def _nonfinite_error() -> ValueError:
+    return ValueError("samples contain NaN or Inf values (nothing was consumed)")
+
+
+def mel_frames_for(num_samples: int, cfg: MelConfig, center: bool = False) -> int:
+    """Number of frames a whole signal of ``num_samples`` samples yields.
+
+    Parameters
+    ----------
+    num_samples
+        Signal length (>= 0).
+    cfg
+        Front-end configuration.
+    center
+        Count as :func:`compute_mel` with ``center=True`` (``n_fft // 2`` zeros on both sides);
+        an empty signal yields 0 frames either way.
+    """
+    if num_samples < 0:
+        raise ValueError(f"num_samples must be >= 0, got {num_samples}")
+    if num_samples == 0:
+        return 0
+    total = num_samples + 2 * (cfg.n_fft // 2) if center else num_samples
+    return 0 if total < cfg.n_fft else (total - cfg.n_fft) // cfg.hop_length + 1
+
+
+def compute_mel(signal: Any, cfg: MelConfig, center: bool = False) -> np.ndarray:
+    """Log-mel spectrogram of a whole signal with the streaming kernels.
+
+    Parameters
+    ----------
+    signal
+        1-D mono samples (see the module docstring for accepted dtypes).
+    cfg
+        Front-end configuration.
+    center
+        False: librosa ``center=False`` framing. True: zero-pad ``n_fft // 2`` samples on both
+        sides first, as librosa's default ``center=True``.
+
+    Returns
+    -------
+    np.ndarray
+        float32 array of shape ``(mel_frames_for(len(signal), cfg, center), cfg.n_mels)``.
+    """
+    if not isinstance(cfg, MelConfig):
+        raise TypeError(f"cfg must be a MelConfig, got {type(cfg).__name__}")
+    x = _as_samples(signal)
+    n_frames = mel_frames_for(x.shape[0], cfg, center)
+    if center and x.shape[0]:
+        pad = np.zeros(cfg.n_fft // 2, dtype=x.dtype)
+        x = np.concatenate([pad, x, pad])
+    _k.compile_kernels()
+    out = np.empty((n_frames, cfg.n_mels), dtype=np.float32)
+    if _k.process_block(x, 0, 0, out, _plan_for(cfg).new_workspace()):
+        raise _nonfinite_error()
+    return out
+
+
+def warmup() -> None:
+    """Compile or load (numba disk cache) every kernel; call before opening an audio stream."""
+    _k.compile_kernels()
+
+
+class StreamingMel:
+    """Incremental log-mel front end: blocks of samples in, newly completed frames out.
+
+    Parameters
+    ----------
+    cfg
+        Front-end configuration. Construction builds the tables and compiles (or loads) the
+        kernels, so ``process`` never compiles.
+
+    Notes
+    -----
+    State: the last ``< n_fft`` samples not yet consumed by a frame live in a preallocated
+    history buffer; ``process`` allocates nothing but its output array (for fast-path input).
+    """
+
+    def __init__(self, cfg: MelConfig) -> None:
+        if not isinstance(cfg, MelConfig):
+            raise TypeError(f"cfg must be a MelConfig, got {type(cfg).__name__}")
+        _k.compile_kernels()
+        self._cfg = cfg
+        self._ws = _plan_for(cfg).new_workspace()
+        self._n_fft = cfg.n_fft
+        self._hop = cfg.hop_length
+        self._n_mels = cfg.n_mels
+        self._pending = 0
+        self._skip = 0
+        self._frames = 0
+
+    @property
+    def config(self) -> MelConfig:
+        """The configuration."""
+        return self._cfg
+
+    @property
+    def frames_emitted(self) -> int:
+        """Frames returned since construction or the last :meth:`reset`."""
+        return self._frames
+
+    @property
+    def pending_samples(self) -> int:
+        """Buffered samples (``< n_fft``) that the next frame will start with."""
+        return self._pending
+
+    def reset(self) -> None:
+        """Forget the stream: the next sample starts frame 0 again."""
+        self._pending = 0
+        self._skip = 0
+        self._frames = 0
+
+    @staticmethod
+    def warmup() -> None:
+        """Compile or load every kernel (also done by the constructor)."""
+        _k.compile_kernels()
+
+    def process(self, samples: Any) -> np.ndarray:
+        """Consume a block of samples and return the frames it completes.
+
+        Parameters
+        ----------
+        samples
+            1-D mono block of any length (see the module docstring for dtypes).
+
+        Returns
+        -------
+        np.ndarray
+            float32 array ``(new_frames, n_mels)``, possibly with 0 rows.
+
+        Raises
+        ------
+        TypeError, ValueError
+            Unsupported dtype or shape; NaN/Inf samples (the state is then unchanged).
+        """
+        try:
+            return self._emit(samples, samples.shape[0])
+        except (AttributeError, IndexError, TypeError):
+            pass  # not a fast-path array: convert (or raise a clear error) below
+        x = _as_samples(samples)
+        return self._emit(x, x.shape[0])
+
+    def _emit(self, x: np.ndarray, n: int) -> np.ndarray:
+        pending = self._pending
+        skip = self._skip
+        x_start = min(skip, n) if skip else 0
+        total = pending + n - x_start
+        n_frames = (total - self._n_fft) // self._hop + 1 if total >= self._n_fft else 0
+        out = np.empty((n_frames, self._n_mels), np.float32)
+        if _k.process_block(x, x_start, pending, out, self._ws):
+            raise _nonfinite_error()
+        rest = total - n_frames * self._hop
+        if rest >= 0:
+            self._pending = rest
+            self._skip = skip - x_start
+        else:
+            self._pending = 0
+            self._skip = -rest
+        self._frames += n_frames
+        return out

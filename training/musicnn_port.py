@@ -1,0 +1,180 @@
+"""Our PyTorch re-implementation of the musicnn architecture (Pons & Serra, 2019).
+
+It mirrors ``musicnn/models.py`` (``build_musicnn``) layer by layer, in inference mode, and loads
+the original TensorFlow checkpoint tensors read by :mod:`training.tf_checkpoint`. Input: log-mel
+patches shaped ``(batch, frames, 96)``; the graph is time-length agnostic but the checkpoints
+were trained on 187-frame (3 s) patches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F  # noqa: N812
+
+BN_EPSILON = 1e-3  # tf.compat.v1.layers.batch_normalization default
+N_MELS = 96
+NUM_FILT_FRONTEND = 1.6
+TIMBRAL_FILTERS = int(NUM_FILT_FRONTEND * 128)  # 204
+TEMPORAL_FILTERS = int(NUM_FILT_FRONTEND * 32)  # 51
+TIMBRAL_HEIGHTS = (int(0.4 * N_MELS), int(0.7 * N_MELS))  # 38, 67 mel bands
+TEMPORAL_LENGTHS = (128, 64, 32)  # frames
+
+
+def _tf_same_padding(kernel: int) -> tuple[int, int]:
+    """TensorFlow's 'same' padding along one axis with stride 1: (before, after)."""
+    total = kernel - 1
+    return total // 2, total - total // 2
+
+
+class FrozenBatchNorm(nn.Module):
+    """Inference-mode batch normalisation over the channel axis ``dim`` as a fused scale and shift."""
+
+    def __init__(self, channels: int, dim: int = 1) -> None:
+        super().__init__()
+        self.dim = dim
+        self.register_buffer("scale", torch.ones(channels))
+        self.register_buffer("shift", torch.zeros(channels))
+
+    def load(self, gamma: np.ndarray, beta: np.ndarray, mean: np.ndarray, var: np.ndarray) -> None:
+        """Fold TF's (gamma, beta, moving mean, moving variance) into scale and shift."""
+        scale = gamma.astype(np.float64) / np.sqrt(var.astype(np.float64) + BN_EPSILON)
+        self.scale.copy_(torch.from_numpy(scale.astype(np.float32)))
+        self.shift.copy_(torch.from_numpy((beta - mean * scale).astype(np.float32)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shape = [1] * x.dim()
+        shape[self.dim] = -1
+        return x * self.scale.view(shape) + self.shift.view(shape)
+
+
+class FrontendBlock(nn.Module):
+    """conv -> ReLU -> batch norm -> max over all mel positions, as musicnn's timbral/tempo blocks.
+
+    Batch norm is a per-channel monotonic map, so the max over mel is taken first (of the ReLU
+    output when the scale is positive, of its min when negative) and the norm applied to the
+    (batch, channels, time) result: exactly the original's values at a fraction of the cost.
+    """
+
+    def __init__(self, filters: int, kernel: tuple[int, int], time_padding: tuple[int, int]) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, filters, kernel)
+        self.bn = FrozenBatchNorm(filters)
+        self.time_padding = time_padding
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.pad(x, (0, 0, *self.time_padding))
+        y = F.relu(self.conv(x))
+        hi = y.amax(dim=3)
+        lo = y.amin(dim=3)
+        positive = (self.bn.scale >= 0).view(1, -1, 1)
+        return self.bn(torch.where(positive, hi, lo))
+
+
+class Musicnn(nn.Module):
+    """musicnn (``build_musicnn``): musically motivated front end, dense mid end, pooled back end.
+
+    ``forward`` returns ``(tags, embedding, max_pool, mean_pool)``: sigmoid tag probabilities,
+    the 200-unit batch-normed penultimate layer (the embedding), and the two 753-d temporal
+    poolings of the mid-end features. :meth:`embed` stops at the embedding (for heads trained on it).
+    """
+
+    def __init__(self, num_classes: int = 50, midend_filters: int = 64, backend_units: int = 200) -> None:
+        super().__init__()
+        self.input_bn = FrozenBatchNorm(1)
+        self.timbral = nn.ModuleList(
+            FrontendBlock(TIMBRAL_FILTERS, (7, height), (3, 3)) for height in TIMBRAL_HEIGHTS
+        )
+        self.temporal = nn.ModuleList(
+            FrontendBlock(TEMPORAL_FILTERS, (length, 1), _tf_same_padding(length)) for length in TEMPORAL_LENGTHS
+        )
+        frontend_channels = len(TIMBRAL_HEIGHTS) * TIMBRAL_FILTERS + len(TEMPORAL_LENGTHS) * TEMPORAL_FILTERS
+        self.midend = nn.ModuleList([
+            nn.Conv1d(frontend_channels, midend_filters, 7, padding=3),
+            nn.Conv1d(midend_filters, midend_filters, 7, padding=3),
+            nn.Conv1d(midend_filters, midend_filters, 7, padding=3),
+        ])
+        self.midend_bn = nn.ModuleList(FrozenBatchNorm(midend_filters) for _ in range(3))
+        pooled = 2 * (frontend_channels + 3 * midend_filters)
+        self.pool_bn = FrozenBatchNorm(pooled)
+        self.dense = nn.Linear(pooled, backend_units)
+        self.dense_bn = FrozenBatchNorm(backend_units)
+        self.output = nn.Linear(backend_units, num_classes)
+
+    def forward(self, patches: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        embedding, max_pool, mean_pool = self.embed(patches)
+        return torch.sigmoid(self.output(embedding)), embedding, max_pool, mean_pool
+
+    def embed(self, patches: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(embedding, max_pool, mean_pool)`` of ``(batch, frames, 96)`` log-mel patches."""
+        x = self.input_bn(patches.unsqueeze(1))  # (B, 1, T, 96)
+        front = torch.cat([block(x) for block in [*self.timbral, *self.temporal]], dim=1)  # (B, 561, T)
+        features = [front]
+        h = front
+        for index, (conv, bn) in enumerate(zip(self.midend, self.midend_bn, strict=True)):
+            out = bn(F.relu(conv(h)))
+            h = out if index == 0 else out + h
+            features.append(h)
+        mid = torch.cat(features, dim=1)  # (B, 753, T)
+        max_pool = mid.amax(dim=2)
+        mean_pool = mid.mean(dim=2)
+        # TF concatenates (B, 753, 1) poolings on the last axis and flattens: channels interleave.
+        flat = self.pool_bn(torch.stack([max_pool, mean_pool], dim=2).flatten(1))
+        embedding = self.dense_bn(F.relu(self.dense(flat)))
+        return embedding, max_pool, mean_pool
+
+
+def _bn_tensors(weights: Mapping[str, np.ndarray], name: str) -> tuple[np.ndarray, ...]:
+    return tuple(weights[f"{name}/{part}"] for part in ("gamma", "beta", "moving_mean", "moving_variance"))
+
+
+def load_musicnn_weights(model: Musicnn, weights: Mapping[str, np.ndarray]) -> None:
+    """Copy the checkpoint tensors (TF variable names) into ``model``.
+
+    The TF graph creates its layers in a fixed order, which fixes their automatic names:
+    input BN, then (conv, BN) for the 38- and 67-band timbral and the 128/64/32-frame temporal
+    blocks, then the three mid-end (conv, BN) pairs, the pooled BN, dense + BN, and the output.
+
+    Raises
+    ------
+    KeyError
+        When a tensor is missing. ValueError when a shape does not match.
+    """
+    expected = {f"conv2d{'' if i == 0 else f'_{i}'}" for i in range(8)}
+    missing = sorted(name for name in expected if f"{name}/kernel" not in weights)
+    if missing:
+        raise KeyError(f"checkpoint lacks musicnn tensors: {missing}")
+
+    def conv(i: int) -> tuple[np.ndarray, np.ndarray]:
+        prefix = "conv2d" if i == 0 else f"conv2d_{i}"
+        return weights[f"{prefix}/kernel"], weights[f"{prefix}/bias"]
+
+    def bn(i: int) -> tuple[np.ndarray, ...]:
+        return _bn_tensors(weights, "batch_normalization" if i == 0 else f"batch_normalization_{i}")
+
+    def put(param: torch.Tensor, value: np.ndarray) -> None:
+        if tuple(param.shape) != value.shape:
+            raise ValueError(f"shape mismatch: model {tuple(param.shape)} vs checkpoint {value.shape}")
+        param.copy_(torch.from_numpy(np.ascontiguousarray(value, dtype=np.float32)))
+
+    with torch.no_grad():
+        model.input_bn.load(*bn(0))
+        for i, block in enumerate([*model.timbral, *model.temporal]):
+            kernel, bias = conv(i)
+            put(block.conv.weight, kernel.transpose(3, 2, 0, 1))  # [kh, kw, in, out] -> [out, in, kh, kw]
+            put(block.conv.bias, bias)
+            block.bn.load(*bn(i + 1))
+        for j, (layer, norm) in enumerate(zip(model.midend, model.midend_bn, strict=True)):
+            kernel, bias = conv(5 + j)  # [7, channels, 1, out]
+            put(layer.weight, kernel[:, :, 0, :].transpose(2, 1, 0))
+            put(layer.bias, bias)
+            norm.load(*bn(6 + j))
+        model.pool_bn.load(*bn(9))
+        put(model.dense.weight, weights["dense/kernel"].T)
+        put(model.dense.bias, weights["dense/bias"])
+        model.dense_bn.load(*bn(10))
+        put(model.output.weight, weights["dense_1/kernel"].T)
+        put(model.output.bias, weights["dense_1/bias"])

@@ -1,0 +1,53 @@
+"""Export a PyTorch module to ONNX with the streamgenre model contract in its metadata."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import onnx
+import torch
+
+from streamgenre.contract import METADATA_KEY, ModelContract, parse_contract
+
+OPSET = 17
+
+
+def export_with_contract(module: torch.nn.Module, contract: ModelContract, output_names: list[str],
+                         path: str | Path) -> Path:
+    """Trace ``module`` on one window, write ONNX with a dynamic batch axis, and embed the contract.
+
+    Parameters
+    ----------
+    module
+        Inference-mode module taking ``(batch, window_frames, n_mels)`` and returning a tuple of
+        tensors in the order of ``output_names``.
+    contract
+        The metadata to embed; it is re-parsed before writing, so an invalid contract never ships.
+    output_names
+        Names of the module's outputs, which must all be described in ``contract.outputs``.
+    path
+        Destination ``.onnx`` file (its folder is created).
+    """
+    parse_contract(contract.to_json())  # validate before exporting
+    missing = [name for name in contract.outputs if name not in output_names]
+    if missing:
+        raise ValueError(f"contract describes outputs the module does not produce: {missing}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    example = torch.zeros(1, contract.window_frames, contract.mel_config.n_mels)
+    module = module.eval()
+    dynamic = {contract.input_name: {0: "batch"}} | {name: {0: "batch"} for name in output_names}
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, (example,), str(path), input_names=[contract.input_name],
+                          output_names=output_names, dynamic_axes=dynamic, opset_version=OPSET, dynamo=False)
+    model = onnx.load(str(path))
+    del model.metadata_props[:]
+    entry = model.metadata_props.add()
+    entry.key, entry.value = METADATA_KEY, contract.to_json()
+    model.producer_name = "streamgenre"
+    model.doc_string = f"{contract.name}: {contract.provenance.get('source', '')}"
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path
