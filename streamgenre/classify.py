@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from streamgenre.errors import AudioDecodeError
 from streamgenre.features import StreamingMel
 from streamgenre.model import GenreModel
 from streamgenre.sources import FileSource
@@ -114,7 +115,7 @@ class WindowScorer:
 def summarize(path: str, duration: float, model: GenreModel, windows: list[WindowResult]) -> FileResult:
     """Clip-level result: mean of the window scores (provisional windows only when nothing else exists)."""
     if not windows:
-        raise ValueError(f"{path}: no audio frames to classify")
+        raise AudioDecodeError(f"cannot classify {path}: {duration:.3f} s of audio is shorter than one analysis frame")
     chosen = [w for w in windows if not w.provisional] or windows
     mean_scores = np.mean([w.scores for w in chosen], axis=0)
     order = np.argsort(-mean_scores)

@@ -11,6 +11,7 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from streamgenre import __version__
 from streamgenre.errors import StreamgenreError
@@ -54,7 +55,7 @@ def _positive(value: float | int | None, name: str) -> None:
         raise StreamgenreError(f"{name} must be positive, got {value}")
 
 
-def _load(args: argparse.Namespace):  # noqa: ANN202 - GenreModel, imported lazily
+def _load(args: argparse.Namespace):
     from streamgenre.model import load_model
 
     _positive(args.threads, "--threads")
@@ -80,7 +81,10 @@ def cmd_classify(args: argparse.Namespace) -> int:
         raise StreamgenreError("no audio files found in the given folders")
     failed = 0
     writer = None
-    table = Table("file", "genre", "confidence", "top genres", "top tags", title=f"streamgenre · {model.name}")
+    table = Table(title=f"streamgenre · {model.name}")
+    table.add_column("file", overflow="fold")
+    for column in ("genre", "confidence", "top genres", "top tags"):
+        table.add_column(column)
     progress = Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TimeRemainingColumn(), console=err, transient=True,
                         disable=len(files) < 2 or not err.is_terminal)
@@ -105,7 +109,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
                                  ";".join(f"{g}:{s:.3f}" for g, s in result.genres[:args.top]),
                                  ";".join(f"{g}:{s:.3f}" for g, s in result.tags[:args.top])])
             else:
-                table.add_row(escape(result.path), escape(result.genre), f"{result.confidence:.2f}",
+                table.add_row(escape(Path(result.path).name), escape(result.genre), f"{result.confidence:.2f}",
                               ", ".join(f"{escape(g)} {s:.2f}" for g, s in result.genres[:args.top]),
                               ", ".join(f"{escape(g)} {s:.2f}" for g, s in result.tags[:args.top]))
                 if args.timeline:

@@ -106,7 +106,7 @@ def _require(document: dict[str, Any], key: str, kind: type | tuple[type, ...]) 
     if key not in document:
         raise ModelError(f"model metadata lacks {key!r}")
     value = document[key]
-    if not isinstance(value, kind) or isinstance(value, bool) and kind is int:
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is int):
         raise ModelError(f"model metadata {key!r} has the wrong type ({type(value).__name__})")
     return value
 

@@ -204,8 +204,8 @@ class _Plan:
 
         n_fft = cfg.n_fft
         n_bins = cfg.n_bins
-        pow2 = n_fft & (n_fft - 1) == 0
-        half = n_fft // 2 if pow2 else 0
+        use_fft = n_fft >= 8 and n_fft & (n_fft - 1) == 0
+        half = n_fft // 2 if use_fft else 0
         basis = librosa.filters.mel(
             sr=cfg.sample_rate,
             n_fft=n_fft,
@@ -218,7 +218,7 @@ class _Plan:
         )
         rows, cols = np.nonzero(basis)
         indptr = np.searchsorted(rows, np.arange(cfg.n_mels + 1))
-        self.nnz = int(rows.size)
+        cap = n_fft + _k.LANES * cfg.hop_length
 
         sections: list[tuple[int, str, Any]] = [  # (slot, kind, values or size)
             (_k.O_WINDOW, "f", _window(cfg.window, n_fft)),
@@ -228,13 +228,12 @@ class _Plan:
             (_k.O_INDPTR, "i", indptr),
             (_k.O_INDICES, "i", cols),
             (_k.O_WEIGHTS, "f", basis[rows, cols].astype(np.float64)),
-            (_k.O_HIST, "f", n_fft),
-            (_k.O_FRAME, "f", n_fft),
+            (_k.O_BUF, "f", cap),
             (_k.O_RE, "f", max(half, n_fft) * _k.LANES),
             (_k.O_IM, "f", max(half, n_fft) * _k.LANES),
             (_k.O_POW, "f", n_bins * _k.LANES),
-            (_k.O_ACC, "f", 2 * _k.LANES),
-            (_k.O_DFT, "f", np.zeros(0) if pow2 else _dft_tables(n_fft)),
+            (_k.O_MEL, "f", cfg.n_mels * _k.LANES),
+            (_k.O_DFT, "f", np.zeros(0) if use_fft else _dft_tables(n_fft)),
         ]
         offsets = []
         pos = _k.HEADER
@@ -250,7 +249,8 @@ class _Plan:
                 (iv if kind == "i" else ws)[off : off + len(data)] = data
         iv[_k.H_NFFT], iv[_k.H_HOP], iv[_k.H_NMELS] = n_fft, cfg.hop_length, cfg.n_mels
         iv[_k.H_NBINS], iv[_k.H_HALF] = n_bins, half
-        iv[_k.H_MODE] = _k.MODE_FFT if pow2 else _k.MODE_DFT
+        iv[_k.H_MODE] = _k.MODE_FFT if use_fft else _k.MODE_DFT
+        iv[_k.H_CAP] = cap
         iv[_k.H_LOG] = _LOG_KINDS[cfg.log]
         iv[_k.H_POWER] = {2.0: _k.POWER_2, 1.0: _k.POWER_1}.get(cfg.power, _k.POWER_ANY)
         ws[_k.F_LOG_SCALE], ws[_k.F_AMIN], ws[_k.F_POWER] = cfg.log_scale, cfg.amin, cfg.power

@@ -78,7 +78,7 @@ def _create_session(path: Path, provider: str, threads: int) -> Any:
     if want_cuda and hasattr(ort, "preload_dlls"):
         try:  # CUDA/cuDNN from the nvidia-* wheels, when present
             ort.preload_dlls()
-        except Exception as exc:  # noqa: BLE001 - best effort; the session check below decides
+        except Exception as exc:
             log.debug("onnxruntime.preload_dlls failed: %s", exc)
     try:
         session = ort.InferenceSession(str(path), sess_options=_session_options(threads), providers=providers)

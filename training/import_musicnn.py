@@ -117,7 +117,6 @@ def check_against_reference(path: Path, key: str, reference_dir: Path) -> dict[s
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
     import onnx
-    import torch
 
     from training.onnx_export import export_with_contract
 

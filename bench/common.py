@@ -1,0 +1,83 @@
+"""Shared helpers of the benchmarks: machine description, robust timing, result table and JSON.
+
+Every benchmark prints a rich table and writes ``{"machine": {...}, "rows": [{"metric", "value",
+"unit", "target", "met"}, ...]}``. Compare ratios measured side by side in one run: these machines
+are shared and noisy, so absolute numbers move from run to run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+@dataclass
+class Row:
+    """One measured quantity; ``met`` is None where there is no target."""
+
+    metric: str
+    value: float | None
+    unit: str
+    target: str | None = None
+    met: bool | None = None
+    note: str = ""
+
+
+def machine_info() -> dict[str, Any]:
+    """Where the numbers were measured."""
+    import numba
+    import onnxruntime
+
+    cpu = platform.processor() or ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"platform": platform.platform(), "cpu": cpu, "cores": os.cpu_count(),
+            "python": platform.python_version(), "numpy": np.__version__, "numba": numba.__version__,
+            "onnxruntime": onnxruntime.__version__, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+
+
+def time_call(fn: Callable[[], object], repeats: int, warmup: int = 3) -> np.ndarray:
+    """Wall-clock seconds of ``repeats`` calls after ``warmup`` untimed calls."""
+    for _ in range(warmup):
+        fn()
+    samples = np.empty(repeats)
+    for i in range(repeats):
+        start = time.perf_counter()
+        fn()
+        samples[i] = time.perf_counter() - start
+    return samples
+
+
+def report(title: str, rows: list[Row], json_path: Path | None, extra: dict[str, Any] | None = None) -> None:
+    """Print the table and write the JSON document."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    for column in ("metric", "value", "unit", "target", "met", "note"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        value = "—" if row.value is None else f"{row.value:.4g}"
+        met = "" if row.met is None else ("[green]yes[/]" if row.met else "[red]NO[/]")
+        table.add_row(row.metric, value, row.unit, row.target or "", met, row.note)
+    Console().print(table)
+    if json_path is not None:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        document = {"machine": machine_info(), "rows": [asdict(r) for r in rows]} | (extra or {})
+        json_path.write_text(json.dumps(document, indent=2) + "\n")
+        Console(stderr=True).print(f"wrote {json_path}")

@@ -1,0 +1,566 @@
+"""The live dashboard: a rich view of the latest :class:`~streamgenre.state.Snapshot`.
+
+:func:`render` turns one snapshot into a renderable that fits the console it is printed to
+(80×24 and up: two columns; narrower or shorter: one column, secondary sections dropped by
+priority, bars shortened, labels truncated). :func:`run_dashboard` shows it with
+:class:`rich.live.Live`, pulling the newest snapshot a few times a second on the caller's thread;
+the pipeline never waits for the UI.
+
+Everything that comes from outside (labels, tags, device and model names) is put into
+:class:`rich.text.Text` objects, never parsed as markup, and control/format characters are shown
+as escapes (``\\x1b``), so a device called ``"[red]x\\x1b[2J"`` is printed literally.
+"""
+
+from __future__ import annotations
+
+import colorsys
+import math
+import re
+import threading
+import unicodedata
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from rich.cells import cell_len
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
+from rich.live import Live
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from streamgenre.state import Snapshot, StageTiming
+
+__all__ = ["GTZAN_COLORS", "genre_color", "render", "run_dashboard"]
+
+GTZAN_COLORS: dict[str, str] = {
+    "blues": "#3d7eff", "classical": "#e8d8a8", "country": "#c08a3e", "disco": "#ff4fd8",
+    "hiphop": "#ff9f1a", "jazz": "#1fc7b6", "metal": "#a0a8b8", "pop": "#ffe14d",
+    "reggae": "#39c248", "rock": "#e23b3b",
+}
+"""Fixed colours of the 10 GTZAN genres (keys: lower case, letters and digits only)."""
+
+STAGES = ("resample", "mel", "model", "smoother", "end_to_end")
+_STAGE_NAMES = {"end_to_end": "end-to-end", "smoother": "smoother"}
+_SHORT_STAGE = {"resample": "res", "mel": "mel", "model": "model", "smoother": "smth", "end_to_end": "e2e"}
+_WIDE_MIN_W, _WIDE_MIN_H, _RIGHT_W = 72, 18, 35
+_TIMELINE_S = 60.0
+_LEVEL_FLOOR_DB = -60.0
+_PARTIAL = " ▏▎▍▌▋▊▉"
+_DIM = "grey50"
+
+# 3×5 (M, N, W wider) block font; two pixel rows per text row via half blocks -> 3 text rows.
+_FONT_ROWS: dict[str, str] = {
+    "A": ".#. #.# ### #.# #.#", "B": "##. #.# ##. #.# ##.", "C": ".## #.. #.. #.. .##",
+    "D": "##. #.# #.# #.# ##.", "E": "### #.. ##. #.. ###", "F": "### #.. ##. #.. #..",
+    "G": ".## #.. #.# #.# .##", "H": "#.# #.# ### #.# #.#", "I": "### .#. .#. .#. ###",
+    "J": "..# ..# ..# #.# .#.", "K": "#.# #.# ##. #.# #.#", "L": "#.. #.. #.. #.. ###",
+    "M": "#...# ##.## #.#.# #...# #...#", "N": "#..# ##.# #.## #..# #..#",
+    "O": ".#. #.# #.# #.# .#.", "P": "##. #.# ##. #.. #..", "Q": ".#. #.# #.# ##. .##",
+    "R": "##. #.# ##. #.# #.#", "S": ".## #.. .#. ..# ##.", "T": "### .#. .#. .#. .#.",
+    "U": "#.# #.# #.# #.# ###", "V": "#.# #.# #.# #.# .#.", "W": "#...# #...# #.#.# ##.## #...#",
+    "X": "#.# #.# .#. #.# #.#", "Y": "#.# #.# .#. .#. .#.", "Z": "### ..# .#. #.. ###",
+    "0": "### #.# #.# #.# ###", "1": ".#. ##. .#. .#. ###", "2": "##. ..# .#. #.. ###",
+    "3": "##. ..# .#. ..# ##.", "4": "#.# #.# ### ..# ..#", "5": "### #.. ##. ..# ##.",
+    "6": ".## #.. ### #.# ###", "7": "### ..# .#. .#. .#.", "8": "### #.# ### #.# ###",
+    "9": "### #.# ### ..# ##.", " ": ".. .. .. .. ..", "-": "... ... ### ... ...",
+    "'": "# # . . .", ".": ". . . . #", ",": ". . . # #", "!": "# # # . #", ":": ". # . # .",
+    "/": "..# ..# .#. #.. #..", "&": ".#. #.# .#. #.# .##", "+": "... .#. ### .#. ...",
+    "?": "##. ..# .#. ... .#.", "_": "... ... ... ... ###", "…": "..... ..... ..... ..... #.#.#",
+    "(": ".# #. #. #. .#", ")": "#. .# .# .# #.",
+}
+_HALF = {(False, False): " ", (True, False): "▀", (False, True): "▄", (True, True): "█"}
+
+
+def _glyph_lines(char: str) -> list[str] | None:
+    rows = _FONT_ROWS.get(char.upper())
+    if rows is None:
+        return None
+    pix = [[c == "#" for c in row] for row in rows.split()] + [[False] * len(rows.split()[0])]
+    return ["".join(_HALF[(top, bottom)] for top, bottom in zip(pix[i], pix[i + 1], strict=True))
+            for i in (0, 2, 4)]
+
+
+def _block_text(text: str) -> list[str] | None:
+    """Three rows of half-block letters for ``text``, or None when a character has no glyph."""
+    glyphs = [_glyph_lines(char) for char in text]
+    if not glyphs or any(g is None for g in glyphs):
+        return None
+    return [" ".join(g[row] for g in glyphs if g is not None) for row in range(3)]
+
+
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _clean(value: object) -> str:
+    """``value`` as one printable line: control and format characters become escapes."""
+    text = _CONTROL_RE.sub(lambda m: repr(m.group())[1:-1], str(value))
+    if text.isascii():
+        return text
+    return "".join(f"\\u{ord(c):04x}" if unicodedata.category(c) in ("Cf", "Cs", "Co", "Zl", "Zp") else c
+                   for c in text)
+
+
+def _fit(text: str | Text, width: int, style: str = "", pad: bool = False) -> Text:
+    """One line of at most ``width`` cells (ellipsis when cut), never markup-parsed."""
+    line = text.copy() if isinstance(text, Text) else Text(_clean(text), style=style)
+    line.no_wrap = True
+    line.truncate(max(0, width), overflow="ellipsis", pad=pad)
+    return line
+
+
+def _finite(value: float) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)
+
+
+def _pct(value: float) -> str:
+    return f"{100 * value:3.0f}" if _finite(value) else "  –"
+
+
+def _ms(value: float) -> str:
+    if not _finite(value):
+        return "–"
+    return f"{value:.2f}" if value < 10 else f"{value:.1f}" if value < 100 else f"{value:.0f}" \
+        if value < 1e5 else f"{value:.0e}"
+
+
+def _db(value: float) -> str:
+    return f"{value:5.1f}" if _finite(value) else " -inf"
+
+
+def genre_color(label: str | None) -> str:
+    """Display colour of a genre label (fixed for the GTZAN genres, hash-based and stable otherwise).
+
+    Parameters
+    ----------
+    label
+        A genre label; None (silence, no estimate) gives a neutral grey.
+
+    Returns
+    -------
+    str
+        A rich colour (``"#rrggbb"`` or a named colour).
+    """
+    if label is None:
+        return "grey35"
+    key = re.sub(r"[^0-9a-z]", "", str(label).casefold())
+    if key in GTZAN_COLORS:
+        return GTZAN_COLORS[key]
+    digest = zlib.crc32(str(label).encode("utf-8", "surrogatepass"))
+    red, green, blue = colorsys.hsv_to_rgb((digest % 360) / 360.0, 0.5 + 0.15 * ((digest >> 9) % 3), 0.95)
+    return f"#{round(red * 255):02x}{round(green * 255):02x}{round(blue * 255):02x}"
+
+
+# ----------------------------------------------------------------------------------------------- sections
+def _headline(snap: Snapshot) -> tuple[str, str, list[Text]]:
+    """(big text, its style, info items) of the genre section."""
+    items: list[Text] = []
+    if snap.state == "warming":
+        return "listening…", f"bold {_DIM}", [Text("warming up", style="italic")]
+    if snap.state == "silence" or snap.genre is None:
+        word = "silence" if snap.state == "silence" else "uncertain"
+        return word, f"bold {_DIM}", [Text(f"level {_db(snap.level_dbfs).strip()} dBFS", style=_DIM)]
+    items.append(Text.assemble((f"{_pct(snap.confidence).strip()}%", "bold"), (" confidence", _DIM)))
+    if snap.provisional:
+        items.append(Text(" PROVISIONAL ", style="bold black on yellow"))
+    elif snap.state == "uncertain":
+        items.append(Text("uncertain", style="bold yellow"))
+    ranked = sorted((v, lab) for lab, v in zip(snap.labels, snap.smoothed, strict=False)
+                    if lab != snap.genre and _finite(v))
+    if ranked:
+        value, label = ranked[-1]
+        items.append(Text.assemble(("next ", _DIM), (_clean(label), genre_color(label)), f" {_pct(value).strip()}%"))
+    style = f"bold {genre_color(snap.genre)}" + (" dim" if snap.state == "uncertain" else "")
+    return snap.genre, style, items
+
+
+def _genre_section(snap: Snapshot, width: int) -> tuple[Panel, int]:
+    """The large genre panel and its height for a panel ``width`` cells wide."""
+    word, style, items = _headline(snap)
+    inner = width - 4
+    block = _block_text(_clean(word))
+    side_w = max((cell_len(item.plain) for item in items), default=0)
+    lines: list[Text]
+    if block is not None and cell_len(block[0]) + 3 + min(side_w, 16) <= inner:
+        block_w = cell_len(block[0])
+        lines = []
+        for row in range(3):
+            line = Text(block[row].ljust(block_w), style=style) + "   "
+            if row < len(items):
+                line += _fit(items[row], inner - block_w - 3)
+            lines.append(line)
+    else:
+        info = Text(" · ", style=_DIM).join(items)
+        if block is not None and cell_len(block[0]) <= inner:
+            lines = [Text(row, style=style) for row in block]
+        else:
+            lines = [_fit(Text(_clean(word).upper(), style=style), inner)]
+        lines.append(_fit(info, inner))
+    title = "genre · provisional" if snap.provisional and snap.state in ("genre", "uncertain") else "genre"
+    panel = Panel(Group(*(_fit(line, inner) for line in lines)), title=title, title_align="left",
+                  border_style=genre_color(snap.genre) if snap.genre else _DIM, width=width, padding=(0, 1))
+    return panel, len(lines) + 2
+
+
+def _bar(value: float, raw: float, width: int, color: str) -> Text:
+    """Smoothed ``value`` as a filled bar with a marker at ``raw``; ``width`` cells."""
+    eighths = round(min(max(value if _finite(value) else 0.0, 0.0), 1.0) * width * 8)
+    full, part = divmod(eighths, 8)
+    cells = ["█"] * full + ([_PARTIAL[part]] if part and full < width else [])
+    cells += ["·"] * (width - len(cells))
+    bar = Text()
+    marker = -1  # no marker for a raw value that rounds to an empty bar
+    if _finite(raw) and raw * width >= 0.5:
+        marker = min(width - 1, int(min(raw, 1.0) * width))
+    for i, cell in enumerate(cells):
+        if i == marker:
+            bar.append("│", style=f"bold black on {color}" if i < full else "bold bright_white")
+        else:
+            bar.append(cell, style=color if cell != "·" else "grey30")
+    return bar
+
+
+def _bars_section(snap: Snapshot, inner: int, rows: int) -> list[Text]:
+    """Up to ``rows`` lines: one bar per genre (top ones plus a "+k more" line when they do not all fit)."""
+    labels = list(snap.labels)
+    if not labels:
+        return [_fit(Text("waiting for the first estimate…", style=f"italic {_DIM}"), inner)]
+    def score(seq: Sequence[float], i: int) -> float:
+        return float(seq[i]) if i < len(seq) and _finite(seq[i]) else float("nan")
+    order = list(range(len(labels)))
+    more = 0
+    if len(labels) > rows:
+        order.sort(key=lambda i: -score(snap.smoothed, i) if _finite(score(snap.smoothed, i)) else 1.0)
+        keep = max(1, rows - 1)
+        shown = order[:keep]
+        if snap.genre in labels and labels.index(snap.genre) not in shown:
+            shown[-1] = labels.index(snap.genre)
+        order, more = shown, len(labels) - keep
+    label_w = min(max(cell_len(_clean(labels[i])) for i in order), 16, max(4, inner // 3))
+    numbers_w = 10 if inner >= 34 else 5
+    bar_w = inner - 2 - label_w - 1 - numbers_w
+    lines = []
+    for i in order:
+        label, value, raw = labels[i], score(snap.smoothed, i), score(snap.raw, i)
+        color = genre_color(label)
+        current = label == snap.genre and snap.state in ("genre", "uncertain")
+        line = Text("▶ " if current else "  ", style=f"bold {color}")
+        line += _fit(Text(_clean(label), style=f"bold {color}" if current else color), label_w, pad=True)
+        line += " "
+        if bar_w >= 3:
+            line += _bar(value, raw, bar_w, color)
+        line += Text(f" {_pct(value)}%", style="bold" if current else "")
+        if numbers_w == 10:
+            line += Text(f" r{_pct(raw)}", style=_DIM)
+        lines.append(_fit(line, inner))
+    if more:
+        lines.append(_fit(Text(f"  +{more} more genres", style=_DIM), inner))
+    return lines
+
+
+def _level_lines(snap: Snapshot, inner: int, compact: bool) -> list[Text]:
+    value = snap.level_dbfs if _finite(snap.level_dbfs) else _LEVEL_FLOOR_DB
+    clip = Text(" CLIP ", style="bold white on red") if snap.clipping else Text(" ok", style="green")
+    head = Text("level ", style=_DIM)
+    tail = Text(f" {_db(snap.level_dbfs)} dB")
+    bar_w = inner - cell_len(head.plain) - cell_len(tail.plain) - (cell_len(clip.plain) if compact else 0)
+    line = head.copy()
+    if bar_w >= 3:
+        frac = (min(max(value, _LEVEL_FLOOR_DB), 0.0) - _LEVEL_FLOOR_DB) / -_LEVEL_FLOOR_DB
+        peak = snap.peak_dbfs if _finite(snap.peak_dbfs) else _LEVEL_FLOOR_DB
+        peak_i = min(bar_w - 1, int((min(max(peak, _LEVEL_FLOOR_DB), 0.0) - _LEVEL_FLOOR_DB)
+                                    / -_LEVEL_FLOOR_DB * bar_w))
+        filled = round(frac * bar_w)
+        for i in range(bar_w):
+            cell_db = _LEVEL_FLOOR_DB * (1 - (i + 0.5) / bar_w)
+            color = "red" if cell_db > -6 else "yellow" if cell_db > -18 else "green"
+            char = "█" if i < filled else "│" if i == peak_i and _finite(snap.peak_dbfs) else "·"
+            line.append(char, style=color if char != "·" else "grey30")
+    line += tail
+    if compact:
+        return [_fit(line + clip, inner)]
+    peak_line = Text.assemble(("peak  ", _DIM), f"{_db(snap.peak_dbfs)} dBFS  ", clip)
+    return [_fit(line, inner), _fit(peak_line, inner)]
+
+
+def _stage_names(snap: Snapshot) -> list[str]:
+    return list(STAGES) + [name for name in snap.timings if name not in STAGES]
+
+
+def _latency_table(snap: Snapshot, inner: int) -> list[Text]:
+    """``stage  last  p50  p99`` lines (ms), one per stage."""
+    lines = [_fit(Text(f"{'ms':<10}{'last':>7}{'p50':>7}{'p99':>7}", style=_DIM), inner)]
+    for name in _stage_names(snap):
+        timing = snap.timings.get(name, StageTiming(float("nan"), float("nan"), float("nan"), float("nan")))
+        label = _fit(_clean(_STAGE_NAMES.get(name, name)), 10, pad=True)
+        row = label + Text(f" {_ms(timing.last_ms):>6} {_ms(timing.p50_ms):>6} {_ms(timing.p99_ms):>6}")
+        lines.append(_fit(row, inner, style="bold" if name == "end_to_end" else ""))
+        if name == "end_to_end":
+            lines[-1].stylize("bold")
+    return lines
+
+
+def _latency_compact(snap: Snapshot, inner: int) -> list[Text]:
+    """Two lines, ``p50``/``p99`` across the stages (for one-column layouts)."""
+    names = [n for n in _stage_names(snap) if n in snap.timings] or list(STAGES)
+    rows = []
+    for key in ("p50_ms", "p99_ms"):
+        row = Text(f"{key[:3]} ms", style=_DIM)
+        for name in names:
+            timing = snap.timings.get(name)
+            row += Text(f" {_SHORT_STAGE.get(name, _clean(name)[:5])} ", style=_DIM)
+            row += _ms(getattr(timing, key) if timing else float("nan"))
+        rows.append(_fit(row, inner))
+    return rows
+
+
+def _counters_line(snap: Snapshot, width: int, with_latency: bool) -> Text:
+    """Overflow/drop counters first, then (optionally) end-to-end latency, estimates and flips."""
+    short = width < 60
+
+    def item(name: str, value: str, style: str = "") -> Text:
+        return Text.assemble((name + " ", _DIM), (value, style))
+
+    parts = [item("ovf" if short else "overflows", str(snap.overflows), "bold red" if snap.overflows else "green"),
+             item("drv" if short else "driver", str(snap.input_overflows),
+                  "bold red" if snap.input_overflows else "green")]
+    e2e = snap.timings.get("end_to_end")
+    if with_latency:
+        parts.append(item("e2e", f"{_ms(e2e.p50_ms)}/{_ms(e2e.p99_ms)} ms" if e2e else "–"))
+    parts.append(item("est" if short else "estimates", str(snap.estimates)))
+    per_min = f" ({snap.flips_per_minute:.1f}/min)" if _finite(snap.flips_per_minute) else ""
+    parts.append(item("flips", f"{snap.flips}{per_min}"))
+    if snap.last_switch_latency_s is not None and _finite(snap.last_switch_latency_s):
+        parts.append(item("switch" if short else "last switch", f"{snap.last_switch_latency_s:.1f} s"))
+    return _fit(Text(" · ", style=_DIM).join(parts), width)
+
+
+def _tags_lines(snap: Snapshot, inner: int, rows: int) -> list[Text]:
+    lines = []
+    for tag, score in snap.top_tags[:rows]:
+        label_w = max(1, inner - 5)
+        line = _fit(Text(_clean(tag), style=genre_color(tag)), label_w, pad=True) + f" {_pct(score)}%"
+        lines.append(_fit(line, inner))
+    return lines
+
+
+def _tags_inline(snap: Snapshot, width: int) -> Text:
+    parts = [Text.assemble((_clean(tag), genre_color(tag)), f" {_pct(score).strip()}%")
+             for tag, score in snap.top_tags]
+    return _fit(Text("tags ", style=_DIM) + Text(" · ", style=_DIM).join(parts), width)
+
+
+def _timeline(snap: Snapshot, width: int) -> Text:
+    """One cell per second (or per few seconds when narrow) of the last minute, coloured by genre."""
+    head, tail = Text("last 60 s ", style=_DIM), Text(" now", style=_DIM)
+    if width < 24:
+        head = Text("60s ", style=_DIM)
+    cells = min(int(_TIMELINE_S), width - cell_len(head.plain) - cell_len(tail.plain))
+    if cells < 4:
+        return Text()
+    step = _TIMELINE_S / cells
+    now = max([snap.t, *(t for t, _ in snap.history if _finite(t))], default=0.0)
+    slots: list[tuple[bool, str | None]] = [(False, None)] * cells
+    for t, genre in snap.history:  # history is oldest first: later entries overwrite earlier ones
+        if _finite(t) and now - _TIMELINE_S < t <= now:
+            slots[min(cells - 1, int((t - (now - _TIMELINE_S)) / step))] = (True, genre)
+    line = head.copy()
+    for seen, genre in slots:
+        if not seen:
+            line.append(" ")
+        elif genre is None:
+            line.append("·", style=_DIM)
+        else:
+            initial = next((c for c in _clean(genre) if c.isalnum()), "?")
+            line.append(initial if cell_len(initial) == 1 else "?", style=f"bold black on {genre_color(genre)}")
+    return _fit(line + tail, width)
+
+
+def _footer(snap: Snapshot, width: int) -> Text:
+    """Source, model and provider; the source name is shortened first when space is short."""
+    sep = Text(" · ", style=_DIM)
+    rest = Text(_clean(snap.model))
+    if snap.provider:
+        rest += Text.assemble((" on " if snap.model else "", _DIM), _clean(snap.provider))
+    tail = rest
+    if snap.source is None:
+        return _fit(tail, width)
+    src = snap.source
+    kind = Text(_clean(src.kind) + " ", style=_DIM)
+    fmt = Text(f" {src.sample_rate / 1000:g} kHz {src.channels}ch", style=_DIM)
+    name = Text(_clean(src.name), style="bold")
+    spare = width - cell_len(kind.plain) - cell_len(fmt.plain) - (cell_len(tail.plain) + 3 if tail else 0)
+    name = _fit(name, max(spare, 12))
+    head = kind + name + fmt
+    return _fit(sep.join([head, tail]) if rest else head, width)
+
+
+def _panel(lines: list[Text], title: str, width: int, height: int) -> Panel:
+    return Panel(Group(*lines), title=title, title_align="left", border_style="grey42", width=width,
+                 height=height, padding=(0, 1))
+
+
+# ------------------------------------------------------------------------------------------------ layouts
+def _wide(snap: Snapshot, width: int, height: int) -> list[RenderableType] | None:
+    genre, genre_h = _genre_section(snap, width)
+    left_w = width - _RIGHT_W
+    health = _level_lines(snap, _RIGHT_W - 4, compact=False) + _latency_table(snap, _RIGHT_W - 4)
+    health_h = len(health) + 2
+    middle_max = height - genre_h - 3
+    if middle_max < health_h:
+        return None
+    n_tags = min(len(snap.top_tags), middle_max - health_h - 2)
+    right_need = health_h + (n_tags + 2 if n_tags > 0 else 0)
+    left_need = max(len(snap.labels), 1) + 2
+    middle_h = min(middle_max, max(left_need, right_need))
+    bars = _bars_section(snap, left_w - 4, middle_h - 2)
+    title = "genres  bar = smoothed · │ = raw" if left_w >= 44 else "genres"
+    right: list[RenderableType] = []
+    tag_h = middle_h - health_h if n_tags > 0 else 0
+    if tag_h:
+        right.append(_panel(_tags_lines(snap, _RIGHT_W - 4, tag_h - 2), "top tags", _RIGHT_W, tag_h))
+    right.append(_panel(health, "level · latency", _RIGHT_W, middle_h - tag_h))
+    grid = Table.grid(padding=0)
+    grid.add_column(width=left_w, no_wrap=True)
+    grid.add_column(width=_RIGHT_W, no_wrap=True)
+    grid.add_row(_panel(bars, title, left_w, middle_h), Group(*right))
+    return [genre, grid, _timeline(snap, width), _counters_line(snap, width, with_latency=False),
+            _footer(snap, width)]
+
+
+def _narrow(snap: Snapshot, width: int, height: int) -> list[RenderableType]:
+    """One column; optional sections are added in priority order while rows remain."""
+    genre, genre_h = _genre_section(snap, width)
+    inner = width - 4
+    n_labels = max(len(snap.labels), 1)
+    left = height - genre_h
+    bar_rows = min(n_labels, 3, max(0, left - 2))
+    show_bars = bar_rows > 0
+    left -= bar_rows + 2 if show_bars else 0
+    chosen: dict[str, list[Text]] = {}
+    optional: list[tuple[str, Callable[[], list[Text]]]] = [
+        ("level", lambda: _level_lines(snap, width, compact=True)),
+        ("counters", lambda: [_counters_line(snap, width, with_latency=True)]),
+        ("timeline", lambda: [_timeline(snap, width)] if width >= 28 else []),
+        ("tags", lambda: [_tags_inline(snap, width)] if snap.top_tags else []),
+        ("footer", lambda: [_footer(snap, width)]),
+        ("bars", lambda: []),
+        ("latency", lambda: _latency_compact(snap, width) if width >= 40 else []),
+    ]
+    for name, make in optional:
+        if name == "bars":
+            if show_bars:
+                extra = min(n_labels - bar_rows, left)
+                bar_rows, left = bar_rows + extra, left - extra
+            continue
+        lines = make()
+        if lines and len(lines) <= left:
+            chosen[name], left = lines, left - len(lines)
+    out: list[RenderableType] = [genre]
+    if show_bars:
+        if n_labels > bar_rows and left > 0:  # room for the "+k more" line
+            bar_rows += 1
+        bars = _bars_section(snap, inner, bar_rows)
+        out.append(_panel(bars, "genres", width, len(bars) + 2))
+    for name in ("tags", "level", "latency", "counters", "timeline", "footer"):
+        out.extend(chosen.get(name, []))
+    return out
+
+
+@dataclass(frozen=True)
+class _DashboardView:
+    """Renderable that lays a snapshot out for the width and height it is rendered at."""
+
+    snapshot: Snapshot
+    width: int | None
+    height: int | None
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        width = min(self.width or options.max_width, options.max_width)
+        height = self.height or options.height or options.size.height
+        if width < 8 or height < 3:
+            word, style, _ = _headline(self.snapshot)
+            yield _fit(Text(_clean(word), style=style), width)
+            return
+        parts = None
+        if width >= _WIDE_MIN_W and height >= _WIDE_MIN_H:
+            parts = _wide(self.snapshot, width, height)
+        yield from parts if parts is not None else _narrow(self.snapshot, width, height)
+
+
+def render(snapshot: Snapshot, width: int | None = None, height: int | None = None) -> RenderableType:
+    """The dashboard for one snapshot.
+
+    Parameters
+    ----------
+    snapshot
+        The state to show.
+    width, height
+        Size to lay out for, in cells/lines; None uses the console's (width capped at the console's).
+        80×24 shows everything; narrower or shorter sizes drop secondary sections.
+
+    Returns
+    -------
+    rich.console.RenderableType
+        A renderable; print it or hand it to :class:`rich.live.Live`.
+    """
+    if not isinstance(snapshot, Snapshot):
+        raise TypeError(f"render() needs a streamgenre.state.Snapshot, got {type(snapshot).__name__}")
+    for name, value in (("width", width), ("height", height)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ValueError(f"render() {name} must be a positive int or None, got {value!r}")
+    return _DashboardView(snapshot, width, height)
+
+
+def run_dashboard(get_snapshot: Callable[[], Snapshot], stop: threading.Event, refresh_per_second: float = 8.0,
+                  console: Console | None = None, *, screen: bool = False) -> None:
+    """Show the live dashboard until ``stop`` is set.
+
+    The latest snapshot is pulled ``refresh_per_second`` times a second on the calling thread, so
+    the pipeline never waits for the UI. The terminal (cursor, alternate screen, stdout
+    redirection) is restored on every exit path; a :class:`KeyboardInterrupt` is re-raised after
+    that so the caller can print its summary.
+
+    Parameters
+    ----------
+    get_snapshot
+        Returns the newest published snapshot; must not block.
+    stop
+        Set it (from any thread) to end the dashboard; checked at every refresh.
+    refresh_per_second
+        Redraw rate, 0.5 to 60 (default 8).
+    console
+        Where to draw (default: a new terminal console).
+    screen
+        Use the alternate screen (the last frame then disappears on exit).
+    """
+    if not callable(get_snapshot):
+        raise TypeError(f"get_snapshot must be callable, got {type(get_snapshot).__name__}")
+    if not callable(getattr(stop, "wait", None)) or not callable(getattr(stop, "is_set", None)):
+        raise TypeError(f"stop must be a threading.Event, got {type(stop).__name__}")
+    if isinstance(refresh_per_second, bool) or not isinstance(refresh_per_second, (int, float)) \
+            or not 0.5 <= refresh_per_second <= 60:
+        raise ValueError(f"refresh_per_second must be between 0.5 and 60, got {refresh_per_second!r}")
+    console = console if console is not None else Console()
+    period = 1.0 / float(refresh_per_second)
+    view: list[RenderableType] = [render(Snapshot())]
+    frozen = threading.Event()
+
+    def current() -> RenderableType:
+        if not frozen.is_set():
+            view[0] = render(get_snapshot())
+        return view[0]
+
+    frozen.set()  # Live renders once on construction: show "listening…" until the loop starts
+    live = Live(get_renderable=current, console=console, screen=screen, auto_refresh=False,
+                vertical_overflow="crop")
+    frozen.clear()
+    live.start(refresh=False)
+    try:
+        live.refresh()
+        while not stop.wait(period):
+            live.refresh()
+        live.refresh()
+    finally:
+        frozen.set()  # the final redraw in stop() shows the last frame without calling back
+        live.stop()

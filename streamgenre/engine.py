@@ -1,0 +1,491 @@
+"""Streaming engine: blocks of audio in, immutable :class:`~streamgenre.state.Snapshot` objects out.
+
+One :class:`Engine` per stream holds every per-stream stage (resampler, mel front end, windower,
+smoother, statistics); the :class:`~streamgenre.model.GenreModel` is shared and stateless. The
+work of one block is split so that a scheduler can batch the windows of many streams into one
+model call (step 5)::
+
+    batch = engine.process_block(block, capture_time)   # resample -> mel -> due windows
+    results = scorer.score(...)                          # one model call for many engines
+    engine.publish(results_of_this_engine)               # smoother -> Snapshot
+
+:meth:`Engine.step` does the three for a single stream, and :meth:`Engine.start` runs it on a
+worker thread that reads a :class:`BlockSource` (a live :class:`~streamgenre.capture.Capture` or a
+:class:`FileBlockSource`). Readers call :meth:`Engine.snapshot`, which returns the latest published
+reference and never blocks; the worker never waits for a reader (except an opt-in lossless
+subscription, used for files decoded faster than real time).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import os
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import numpy as np
+
+from streamgenre.classify import WindowResult, WindowScorer
+from streamgenre.errors import ConfigError, StreamgenreError
+from streamgenre.features import StreamingMel, warmup
+from streamgenre.model import GenreModel
+from streamgenre.resample import Resampler
+from streamgenre.smoother import SmoothedEstimate, Smoother, SmootherConfig
+from streamgenre.sources import FileSource
+from streamgenre.state import Snapshot, SourceInfo, StageTiming
+from streamgenre.windows import MelWindower, WindowBatch
+
+__all__ = ["BlockSource", "Engine", "FileBlockSource", "hop_frames_for"]
+
+log = logging.getLogger(__name__)
+
+BLOCK_SECONDS = 0.1
+STAGES = ("resample", "mel", "model", "smoother", "end_to_end")
+CLIP_LEVEL = 0.999  # |sample| at or above this counts as clipping (float capture saturates at 1.0)
+_MAX_HOP_S = 60.0
+
+
+class BlockSource(Protocol):
+    """What the engine's worker reads: blocks of native-rate audio with their capture times."""
+
+    exhausted: bool
+
+    def start(self) -> None:
+        """Begin delivering blocks (open the device)."""
+
+    def read_block(self, timeout: float) -> tuple[np.ndarray, float] | None:
+        """``(block, capture_time)`` or None when nothing came within ``timeout`` (or at the end)."""
+
+    def source_info(self) -> SourceInfo:
+        """Name, rate and channels of the blocks."""
+
+    def close(self) -> None:
+        """Release the device or file."""
+
+
+class FileBlockSource:
+    """A :class:`~streamgenre.sources.FileSource` as an engine source (mono, at the model rate).
+
+    Parameters
+    ----------
+    path
+        Audio file.
+    sample_rate
+        Rate to decode to (the model's rate: the engine's resampler is then a pass-through).
+    block_seconds
+        Block length.
+    realtime
+        Pace blocks at wall-clock speed (as if captured live).
+    """
+
+    overflows = 0
+    input_overflows = 0
+
+    def __init__(self, path: str | os.PathLike[str], sample_rate: int, block_seconds: float = BLOCK_SECONDS,
+                 realtime: bool = False) -> None:
+        self._source = FileSource(path, sample_rate, block_seconds=block_seconds, realtime=realtime)
+        self.exhausted = False
+
+    def start(self) -> None:
+        """Nothing to open: decoding starts with the first block."""
+
+    def read_block(self, timeout: float) -> tuple[np.ndarray, float] | None:
+        """The next block (None at the end of the file); ``timeout`` is not needed (≤ one block)."""
+        if self.exhausted:
+            return None
+        try:
+            block = next(self._source)
+        except StopIteration:
+            self.exhausted = True
+            return None
+        return block, time.monotonic()
+
+    def source_info(self) -> SourceInfo:
+        """``SourceInfo("file", path, rate, 1)``."""
+        return SourceInfo("file", str(self._source.path), self._source.sample_rate, 1)
+
+    def close(self) -> None:
+        """Stop decoding."""
+        self._source.close()
+
+
+def hop_frames_for(hop_seconds: float, model: GenreModel, block_seconds: float = BLOCK_SECONDS) -> int:
+    """Mel frames between windows for ``--hop`` seconds; ConfigError unless ``block ≤ hop ≤ 60 s``."""
+    if isinstance(hop_seconds, bool) or not isinstance(hop_seconds, (int, float)) or not math.isfinite(hop_seconds):
+        raise ConfigError(f"--hop must be a number of seconds, got {hop_seconds!r}")
+    if hop_seconds < block_seconds - 1e-9:
+        raise ConfigError(f"--hop must be at least one block ({block_seconds:g} s), got {hop_seconds:g}")
+    if hop_seconds > _MAX_HOP_S:
+        raise ConfigError(f"--hop must be at most {_MAX_HOP_S:g} s, got {hop_seconds:g}")
+    cfg = model.mel_config
+    return max(1, round(hop_seconds * cfg.sample_rate / cfg.hop_length))
+
+
+class _StageTimer:
+    """Last/p50/p99/max of the most recent ``size`` durations (milliseconds), preallocated."""
+
+    def __init__(self, size: int) -> None:
+        self._values = np.zeros(size, np.float64)
+        self.count = 0
+        self.last = 0.0
+
+    def add(self, ms: float) -> None:
+        self._values[self.count % len(self._values)] = ms
+        self.count += 1
+        self.last = ms
+
+    def timing(self) -> StageTiming:
+        if self.count == 0:
+            return StageTiming()
+        recent = self._values[: min(self.count, len(self._values))]
+        p50, p99 = np.percentile(recent, (50.0, 99.0))
+        return StageTiming(self.last, float(p50), float(p99), float(recent.max()), self.count)
+
+
+def _dbfs(power: float) -> float:
+    return 10.0 * math.log10(power) if power > 0 else -math.inf
+
+
+class Engine:
+    """The per-stream pipeline: resampler → StreamingMel → MelWindower → model → Smoother → Snapshot.
+
+    Parameters
+    ----------
+    model
+        The shared model (its contract sets rate, front end and window length).
+    source
+        Where :meth:`start` reads blocks from; may be None when the caller drives
+        :meth:`process_block`/:meth:`publish` itself (then pass ``source_info``).
+    hop_seconds
+        Seconds between estimates (≥ one block).
+    block_seconds
+        Length of the blocks the source delivers.
+    first_estimate_seconds
+        The first (provisional, repeat-padded) window is due once this much audio has arrived.
+    smoother
+        Smoother settings (defaults when None).
+    max_seconds
+        Stop after this many seconds of audio (None: until stopped or the source ends).
+    source_info
+        Used when ``source`` is None.
+    history_seconds, top_tags, timing_window
+        Timeline length, tags per snapshot, and how many recent durations the p50/p99 cover.
+    """
+
+    def __init__(self, model: GenreModel, source: BlockSource | None = None, hop_seconds: float = 0.5,
+                 block_seconds: float = BLOCK_SECONDS, first_estimate_seconds: float = 1.0,
+                 smoother: SmootherConfig | None = None, max_seconds: float | None = None,
+                 source_info: SourceInfo | None = None, history_seconds: float = 60.0, top_tags: int = 5,
+                 timing_window: int = 256) -> None:
+        info = source.source_info() if source is not None else source_info
+        if info is None:
+            raise ValueError("Engine needs a source or a source_info")
+        if max_seconds is not None and not (isinstance(max_seconds, (int, float)) and max_seconds > 0):
+            raise ConfigError(f"--duration must be a positive number of seconds, got {max_seconds!r}")
+        self.model = model
+        self.source = source
+        self.info = info
+        cfg = model.mel_config
+        self.hop_frames = hop_frames_for(hop_seconds, model, block_seconds)
+        self.hop_seconds = self.hop_frames * cfg.hop_length / cfg.sample_rate
+        self.block_seconds = float(block_seconds)
+        self.max_seconds = max_seconds
+        # First window after first_estimate_seconds minus one block (block alignment + resampler delay).
+        first_samples = round((first_estimate_seconds - block_seconds) * cfg.sample_rate)
+        first = (first_samples - cfg.n_fft) // cfg.hop_length + 1
+        self.first_after_frames = int(min(model.window_frames, max(1, first)))
+        try:
+            self._resampler = Resampler(info.sample_rate, cfg.sample_rate, channels=info.channels)
+        except ValueError as exc:
+            raise ConfigError(f"source {info.name!r}: {exc}") from None
+        self._mel = StreamingMel(cfg)
+        self._windower = MelWindower(model.window_frames, cfg.n_mels, self.hop_frames, self.first_after_frames)
+        self._smoother = Smoother(model.labels, smoother)
+        self._scorer = WindowScorer(model)
+        contract = model.contract
+        self._tag_labels: tuple[str, ...] = ()
+        if contract.tag_output:
+            self._tag_labels = tuple(contract.outputs[contract.tag_output].labels)
+        self._top_tags = int(top_tags)
+        self._timers = {name: _StageTimer(timing_window) for name in STAGES}
+        self._history: deque[tuple[float, str | None]] = deque(
+            maxlen=int(math.ceil(history_seconds / self.hop_seconds)) + 1)
+        self._stop = threading.Event()
+        self._done = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._subscribers: list[tuple[queue.Queue[Snapshot], bool]] = []
+        self.error: BaseException | None = None
+        self.dropped_records = 0
+        self._reset_counters()
+        self._snapshot = self._base_snapshot()
+
+    # ------------------------------------------------------------------ state
+    def _reset_counters(self) -> None:
+        self.samples_in = 0  # native-rate frames consumed
+        self.blocks = 0
+        self.estimates = 0
+        self.cpu_seconds = 0.0  # worker thread CPU time spent in step()
+        self._hop_power = 0.0  # sum of squares since the last estimate
+        self._hop_count = 0
+        self._capture_time = time.monotonic()
+        self._last_estimate: SmoothedEstimate | None = None
+
+    def _base_snapshot(self) -> Snapshot:
+        return Snapshot(labels=tuple(self.model.labels), source=self.info, model=self.model.name,
+                        provider=self.model.provider, wall_time=time.time())
+
+    def reset(self) -> None:
+        """Forget the stream (stages, smoother, statistics); the model is untouched."""
+        self._resampler.reset()
+        self._mel.reset()
+        self._windower.reset()
+        self._smoother.reset()
+        self._history.clear()
+        self._timers = {name: _StageTimer(len(t._values)) for name, t in self._timers.items()}
+        self._reset_counters()
+        self._snapshot = self._base_snapshot()
+
+    def warmup(self) -> None:
+        """Compile/load the numba kernels and run every stage once, then reset: call before audio flows."""
+        warmup()
+        zeros = np.zeros((max(1, round(self.info.sample_rate * self.block_seconds)), self.info.channels),
+                         np.float32)
+        for _ in range(3):
+            self._mel.process(self._resampler.process(zeros))
+        self._scorer.score(np.zeros((1, self.model.window_frames, self.model.mel_config.n_mels), np.float32),
+                           np.array([self.model.window_frames]), np.array([False]))
+        self.reset()
+
+    def snapshot(self) -> Snapshot:
+        """The latest published state (never blocks)."""
+        return self._snapshot
+
+    @property
+    def audio_seconds(self) -> float:
+        """Seconds of audio consumed."""
+        return self.samples_in / self.info.sample_rate
+
+    # ------------------------------------------------------------------ the pipeline, in pieces
+    def process_block(self, block: np.ndarray, capture_time: float | None = None) -> WindowBatch:
+        """Resample one native-rate block, update the level, compute mel frames; return the due windows.
+
+        Score the returned windows (alone or batched with other streams) and hand the results to
+        :meth:`publish` before the next ``process_block`` call.
+        """
+        timers = self._timers
+        x = np.asarray(block)
+        self._capture_time = time.monotonic() if capture_time is None else capture_time
+        t0 = time.perf_counter()
+        mono = self._resampler.process(x)
+        t1 = time.perf_counter()
+        frames = self._mel.process(mono)
+        batch = self._windower.process(frames)
+        t2 = time.perf_counter()
+        timers["resample"].add((t1 - t0) * 1e3)
+        timers["mel"].add((t2 - t1) * 1e3)
+        self.samples_in += x.shape[0]
+        self.blocks += 1
+        flat = x.reshape(-1)
+        power = float(np.dot(flat, flat)) / max(1, flat.shape[0])
+        peak = float(max(flat.max(), -flat.min())) if flat.shape[0] else 0.0
+        self._hop_power += power * x.shape[0]
+        self._hop_count += x.shape[0]
+        self._snapshot = dataclasses.replace(
+            self._snapshot, level_dbfs=_dbfs(power), peak_dbfs=20.0 * math.log10(peak) if peak > 0 else -math.inf,
+            clipping=peak >= CLIP_LEVEL, overflows=int(getattr(self.source, "overflows", 0)),
+            input_overflows=int(getattr(self.source, "input_overflows", 0)))
+        return batch
+
+    def score(self, batch: WindowBatch) -> list[WindowResult]:
+        """Run the shared model on this engine's windows (genre and tags in one call)."""
+        if len(batch) == 0:
+            return []
+        t0 = time.perf_counter()
+        results = self._scorer.score(batch.windows, batch.end_frames, batch.provisional)
+        self._timers["model"].add((time.perf_counter() - t0) * 1e3 / len(batch))
+        return results
+
+    def publish(self, results: Sequence[WindowResult]) -> Snapshot | None:
+        """Smooth the scored windows of the latest block and publish one Snapshot per window.
+
+        Returns
+        -------
+        Snapshot or None
+            The last snapshot published (None when ``results`` is empty).
+        """
+        if not results:
+            return None
+        level = _dbfs(self._hop_power / self._hop_count) if self._hop_count else -math.inf
+        self._hop_power, self._hop_count = 0.0, 0
+        snap = None
+        for result in results:
+            t0 = time.perf_counter()
+            est = self._smoother.process(result.scores, level, result.end)
+            self._timers["smoother"].add((time.perf_counter() - t0) * 1e3)
+            self._last_estimate = est
+            self.estimates += 1
+            self._history.append((est.t, est.genre))
+            self._timers["end_to_end"].add((time.monotonic() - self._capture_time) * 1e3)
+            snap = self._estimate_snapshot(est, result)
+            self._snapshot = snap
+            self._notify(snap)
+        return snap
+
+    def step(self, block: np.ndarray, capture_time: float | None = None) -> Snapshot | None:
+        """``process_block`` → ``score`` → ``publish`` for one block of this stream."""
+        return self.publish(self.score(self.process_block(block, capture_time)))
+
+    def _estimate_snapshot(self, est: SmoothedEstimate, result: WindowResult) -> Snapshot:
+        tags: tuple[tuple[str, float], ...] = ()
+        if result.tags is not None and self._top_tags > 0 and self._tag_labels:
+            order = np.argsort(-result.tags)[: self._top_tags]
+            tags = tuple((self._tag_labels[i], float(result.tags[i])) for i in order)
+        return dataclasses.replace(
+            self._snapshot, t=est.t, wall_time=time.time(), state=est.state, genre=est.genre,
+            confidence=est.confidence, provisional=result.provisional, smoothed=tuple(est.smoothed.tolist()),
+            raw=tuple(est.raw.tolist()), top_tags=tags,
+            timings={name: timer.timing() for name, timer in self._timers.items()},
+            estimates=self.estimates, flips=est.flips, flips_per_minute=est.flips_per_minute,
+            last_switch_latency_s=est.last_switch_latency_s, history=tuple(self._history))
+
+    # ------------------------------------------------------------------ subscribers (JSON/plain output)
+    def subscribe(self, maxsize: int = 1024, lossless: bool = False) -> queue.Queue[Snapshot]:
+        """A queue that receives every estimate snapshot.
+
+        Parameters
+        ----------
+        maxsize
+            Queue bound.
+        lossless
+            When the queue is full, wait (in bounded steps, giving up when the engine stops) instead of
+            dropping the record (counted in :attr:`dropped_records`). Only for non-real-time sources.
+        """
+        q: queue.Queue[Snapshot] = queue.Queue(maxsize=maxsize)
+        self._subscribers.append((q, lossless))
+        return q
+
+    def _notify(self, snap: Snapshot) -> None:
+        for q, lossless in self._subscribers:
+            if not lossless:
+                try:
+                    q.put_nowait(snap)
+                except queue.Full:
+                    self.dropped_records += 1
+                continue
+            while not self._stop.is_set():
+                try:
+                    q.put(snap, timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
+
+    # ------------------------------------------------------------------ worker thread
+    @property
+    def done(self) -> threading.Event:
+        """Set when the worker has ended (stopped, source exhausted, duration reached or error)."""
+        return self._done
+
+    @property
+    def running(self) -> bool:
+        """The worker thread is alive."""
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self) -> None:
+        """Open the source and start the worker thread (call :meth:`warmup` first).
+
+        Raises
+        ------
+        DeviceError
+            The source cannot be opened.
+        """
+        if self.source is None:
+            raise RuntimeError("Engine.start needs a source")
+        if self._thread is not None:
+            raise RuntimeError("Engine already started")
+        self.source.start()
+        self._thread = threading.Thread(target=self._run, name="streamgenre-engine", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        assert self.source is not None
+        source = self.source
+        limit = None if self.max_seconds is None else round(self.max_seconds * self.info.sample_rate)
+        try:
+            while not self._stop.is_set():
+                item = source.read_block(0.25)
+                if item is None:
+                    if source.exhausted:
+                        self._finish_stream()
+                        break
+                    continue
+                block, captured = item
+                if limit is not None and self.samples_in + block.shape[0] > limit:
+                    block = block[: max(0, limit - self.samples_in)]
+                c0 = time.thread_time()
+                if block.shape[0]:
+                    self.step(block, captured)
+                self.cpu_seconds += time.thread_time() - c0
+                if limit is not None and self.samples_in >= limit:
+                    break
+        except StreamgenreError as exc:
+            self.error = exc
+        except Exception as exc:  # unexpected: keep it for the caller, which reports it
+            log.exception("engine worker failed")
+            self.error = exc
+        finally:
+            try:
+                source.close()
+            finally:
+                self._done.set()
+
+    def _finish_stream(self) -> None:
+        """End of a finite source: flush the resampler tail; a too-short stream gets one padded window."""
+        frames = self._mel.process(self._resampler.flush())
+        batch = self._windower.process(frames)
+        if len(batch) == 0 and self.estimates == 0:
+            batch = self._windower.flush_partial()
+        self.publish(self.score(batch))
+
+    def stop(self, timeout: float = 3.0) -> bool:
+        """Ask the worker to stop and wait up to ``timeout`` seconds; True when it has ended."""
+        self._stop.set()
+        if self._thread is None:
+            if self.source is not None:
+                self.source.close()
+            return True
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def wait(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for the worker to end; True when it has."""
+        return self._done.wait(timeout)
+
+    # ------------------------------------------------------------------ statistics
+    def summary(self) -> dict[str, Any]:
+        """Run statistics (JSON-safe): genre shares, flips, overflows, latency, CPU cost."""
+        sm = self._smoother.summary()
+        shown = sm["seconds_per_genre"]
+        total = sum(shown.values()) + sm["seconds_silence"]
+        e2e = self._timers["end_to_end"].timing()
+        dominant = max(shown, key=shown.get) if any(v > 0 for v in shown.values()) else None
+        if dominant is None and self._last_estimate is not None:
+            dominant = self._last_estimate.genre
+        return {
+            "audio_seconds": round(self.audio_seconds, 3), "estimates": self.estimates,
+            "genre": dominant, "last_genre": None if self._last_estimate is None else self._last_estimate.genre,
+            "shares": {g: s / total for g, s in shown.items() if s > 0} if total > 0 else {},
+            "silence_share": sm["seconds_silence"] / total if total > 0 else 0.0,
+            "flips": sm["flips"], "flips_per_minute": sm["flips_per_minute"], "switches": sm["switches"],
+            "overflows": int(getattr(self.source, "overflows", 0)),
+            "input_overflows": int(getattr(self.source, "input_overflows", 0)),
+            "latency_p50_ms": e2e.p50_ms, "latency_p99_ms": e2e.p99_ms,
+            "cpu_seconds": self.cpu_seconds,
+            "cpu_ms_per_block": 1e3 * self.cpu_seconds / self.blocks if self.blocks else 0.0,
+            "dropped_records": self.dropped_records,
+        }
