@@ -32,8 +32,8 @@ STALL_TIMEOUT_S = 5.0
 """A running device that delivers nothing for this long is treated as lost."""
 
 NO_INPUT_HINT = (
-    "pick an input with --device (see `streamgenre devices`), classify a file with "
-    "`streamgenre file PATH`, or listen to a stream URL with --url"
+    "connect a microphone or line-in and pick it with --device (see `streamgenre devices`), "
+    "or run the live pipeline over a file with `streamgenre file PATH`"
 )
 
 
@@ -70,9 +70,14 @@ class DeviceInfo:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe form."""
-        return {"index": self.index, "name": self.name, "hostapi": self.hostapi,
-                "max_input_channels": self.max_input_channels,
-                "default_samplerate": self.default_samplerate, "default": self.is_default}
+        return {
+            "index": self.index,
+            "name": self.name,
+            "hostapi": self.hostapi,
+            "max_input_channels": self.max_input_channels,
+            "default_samplerate": self.default_samplerate,
+            "default": self.is_default,
+        }
 
 
 def _query(sd: Any) -> tuple[list[dict[str, Any]], list[str], int]:
@@ -88,8 +93,14 @@ def _query(sd: Any) -> tuple[list[dict[str, Any]], list[str], int]:
 
 def _info(d: dict[str, Any], hostapis: list[str], default: int) -> DeviceInfo:
     api = d.get("hostapi", -1)
-    return DeviceInfo(int(d["index"]), str(d["name"]), hostapis[api] if 0 <= api < len(hostapis) else "?",
-                      int(d["max_input_channels"]), float(d["default_samplerate"]), int(d["index"]) == default)
+    return DeviceInfo(
+        int(d["index"]),
+        str(d["name"]),
+        hostapis[api] if 0 <= api < len(hostapis) else "?",
+        int(d["max_input_channels"]),
+        float(d["default_samplerate"]),
+        int(d["index"]) == default,
+    )
 
 
 def list_devices() -> list[DeviceInfo]:
@@ -131,8 +142,9 @@ def resolve_device(spec: str | int | None) -> DeviceInfo:
             if info.index == index:
                 return info
         if 0 <= index < len(devices):
-            raise DeviceError(f"device {index} ({devices[index]['name']}) has no input channels; "
-                              "see `streamgenre devices`")
+            raise DeviceError(
+                f"device {index} ({devices[index]['name']}) has no input channels; see `streamgenre devices`"
+            )
         raise DeviceError(f"no audio device with index {index}; see `streamgenre devices`")
     if not isinstance(spec, str) or not spec.strip():
         raise DeviceError(f"--device must be an index or a name, got {spec!r}")
@@ -174,19 +186,28 @@ class Capture:
         Callbacks run, callbacks flagged with an input overflow, callbacks with any status flag.
     """
 
-    def __init__(self, device: str | int | None = None, block_seconds: float = 0.1, ring_seconds: float = 4.0,
-                 latency: str | float = "high", samplerate: float | None = None) -> None:
-        if not (isinstance(block_seconds, (int, float)) and math.isfinite(block_seconds)
-                and 0.005 <= block_seconds <= 1.0):
+    def __init__(
+        self,
+        device: str | int | None = None,
+        block_seconds: float = 0.1,
+        ring_seconds: float = 4.0,
+        latency: str | float = "high",
+        samplerate: float | None = None,
+    ) -> None:
+        if not (
+            isinstance(block_seconds, (int, float)) and math.isfinite(block_seconds) and 0.005 <= block_seconds <= 1.0
+        ):
             raise ValueError(f"block_seconds must be in [0.005, 1] s, got {block_seconds!r}")
-        if not (isinstance(ring_seconds, (int, float)) and math.isfinite(ring_seconds)
-                and ring_seconds >= 4 * block_seconds):
+        if not (
+            isinstance(ring_seconds, (int, float)) and math.isfinite(ring_seconds) and ring_seconds >= 4 * block_seconds
+        ):
             raise ValueError(f"ring_seconds must hold at least 4 blocks, got {ring_seconds!r}")
         self._sd = import_sounddevice()
         self.info = resolve_device(device)
         try:
-            self.sample_rate = validate_rate(samplerate if samplerate is not None
-                                             else self.info.default_samplerate, "device sample rate")
+            self.sample_rate = validate_rate(
+                samplerate if samplerate is not None else self.info.default_samplerate, "device sample rate"
+            )
         except ValueError as exc:
             raise DeviceError(f"input device {self.info.name!r}: {exc}") from None
         self.channels = self.info.channels
@@ -268,8 +289,9 @@ class Capture:
         if self.finished or not active:
             raise DeviceError(f"input device {name!r} stopped delivering audio (unplugged or disconnected?)")
         if time.monotonic() - self._last_data > STALL_TIMEOUT_S:
-            raise DeviceError(f"input device {name!r} delivered no audio for {STALL_TIMEOUT_S:.0f} s "
-                              "(unplugged or disconnected?)")
+            raise DeviceError(
+                f"input device {name!r} delivered no audio for {STALL_TIMEOUT_S:.0f} s (unplugged or disconnected?)"
+            )
 
     @property
     def overflows(self) -> int:
@@ -295,16 +317,24 @@ class Capture:
         """
         sd = self._sd
         try:
-            self._stream = sd.InputStream(device=self.info.index, samplerate=self.sample_rate,
-                                          channels=self.channels, dtype="float32", blocksize=self.blocksize,
-                                          latency=self.latency, callback=self.callback,
-                                          finished_callback=self._finished_callback)
+            self._stream = sd.InputStream(
+                device=self.info.index,
+                samplerate=self.sample_rate,
+                channels=self.channels,
+                dtype="float32",
+                blocksize=self.blocksize,
+                latency=self.latency,
+                callback=self.callback,
+                finished_callback=self._finished_callback,
+            )
             self._last_data = time.monotonic()
             self._stream.start()
         except (sd.PortAudioError, ValueError) as exc:
             self.close()
-            raise DeviceError(f"cannot open input device {self.info.name!r} at {self.sample_rate} Hz, "
-                              f"{self.channels} ch: {' '.join(str(exc).split())}") from None
+            raise DeviceError(
+                f"cannot open input device {self.info.name!r} at {self.sample_rate} Hz, "
+                f"{self.channels} ch: {' '.join(str(exc).split())}"
+            ) from None
 
     def close(self) -> None:
         """Stop and close the stream (idempotent; errors of a lost device are ignored)."""
@@ -318,5 +348,7 @@ class Capture:
             pass
 
     def __repr__(self) -> str:
-        return (f"Capture(device={self.info.index}:{self.info.name!r}, rate={self.sample_rate}, "
-                f"channels={self.channels}, blocksize={self.blocksize})")
+        return (
+            f"Capture(device={self.info.index}:{self.info.name!r}, rate={self.sample_rate}, "
+            f"channels={self.channels}, blocksize={self.blocksize})"
+        )

@@ -1,4 +1,4 @@
-"""Command line: ``streamgenre classify | info`` (and ``python -m streamgenre``).
+"""Command line: ``streamgenre classify | info | live | file | devices`` (and ``python -m streamgenre``).
 
 Every user-facing error is one line on stderr and a non-zero exit code, never a traceback.
 """
@@ -31,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="streamgenre", description="Streaming, real-time music genre classifier.")
     parser.add_argument("--version", action="version", version=f"streamgenre {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging on stderr")
+    parser.add_argument("--list-devices", action="store_true", help="list audio input devices and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     classify = sub.add_parser("classify", help="classify audio files or folders (offline)",
@@ -47,7 +48,32 @@ def build_parser() -> argparse.ArgumentParser:
 
     info = sub.add_parser("info", help="show the model, its metadata and the execution provider in use")
     _add_model_options(info)
+
+    live = sub.add_parser("live", help="listen to a microphone or line-in and show the genre as it plays",
+                          description="Classify the audio of an input device in real time.")
+    live.add_argument("--device", metavar="D", default=None,
+                      help="input device: index, part of its name, or 'default' (see `streamgenre devices`)")
+    _add_stream_options(live)
+
+    file = sub.add_parser("file", help="run the live pipeline over an audio file",
+                          description="Stream a file through the live pipeline (fast, or paced with --realtime).")
+    file.add_argument("path", metavar="PATH", help="audio file")
+    file.add_argument("--realtime", action="store_true", help="pace the file at real-time speed")
+    _add_stream_options(file)
+
+    devices = sub.add_parser("devices", help="list audio input devices (the default is marked *)")
+    devices.add_argument("--json", action="store_true", help="one JSON object per device")
     return parser
+
+
+def _add_stream_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--hop", type=float, default=0.5, metavar="S",
+                        help="seconds between estimates (default 0.5; at least one 0.1 s block)")
+    parser.add_argument("--duration", type=float, default=None, metavar="S",
+                        help="stop after S seconds of audio (default: until Ctrl-C / end of file)")
+    parser.add_argument("--no-ui", action="store_true", help="plain lines instead of the dashboard")
+    parser.add_argument("--json", action="store_true", help="one JSON object per estimate (implies --no-ui)")
+    _add_model_options(parser)
 
 
 def _positive(value: float | int | None, name: str) -> None:
@@ -137,7 +163,29 @@ def cmd_info(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"classify": cmd_classify, "info": cmd_info}
+def cmd_live(args: argparse.Namespace) -> int:
+    """``streamgenre live`` (see :mod:`streamgenre.live`)."""
+    from streamgenre.live import cmd_live as run
+
+    return run(args)
+
+
+def cmd_file(args: argparse.Namespace) -> int:
+    """``streamgenre file`` (see :mod:`streamgenre.live`)."""
+    from streamgenre.live import cmd_file as run
+
+    return run(args)
+
+
+def cmd_devices(args: argparse.Namespace) -> int:
+    """``streamgenre devices`` / ``--list-devices``."""
+    from streamgenre.live import cmd_devices as run
+
+    return run(args)
+
+
+COMMANDS = {"classify": cmd_classify, "info": cmd_info, "live": cmd_live, "file": cmd_file,
+            "devices": cmd_devices}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -146,6 +194,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.list_devices:
+        args.command = "devices"
     if args.command is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE

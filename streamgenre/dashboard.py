@@ -20,12 +20,12 @@ import threading
 import unicodedata
 import zlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 from rich.cells import cell_len
 from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
 from rich.live import Live
 from rich.panel import Panel
+from rich.segment import Segment
 from rich.table import Table
 from rich.text import Text
 
@@ -33,6 +33,7 @@ from streamgenre.state import Snapshot, StageTiming
 
 __all__ = ["GTZAN_COLORS", "genre_color", "render", "run_dashboard"]
 
+# fmt: off
 GTZAN_COLORS: dict[str, str] = {
     "blues": "#3d7eff", "classical": "#e8d8a8", "country": "#c08a3e", "disco": "#ff4fd8",
     "hiphop": "#ff9f1a", "jazz": "#1fc7b6", "metal": "#a0a8b8", "pop": "#ffe14d",
@@ -41,7 +42,7 @@ GTZAN_COLORS: dict[str, str] = {
 """Fixed colours of the 10 GTZAN genres (keys: lower case, letters and digits only)."""
 
 STAGES = ("resample", "mel", "model", "smoother", "end_to_end")
-_STAGE_NAMES = {"end_to_end": "end-to-end", "smoother": "smoother"}
+_STAGE_NAMES = {"end_to_end": "end-to-end"}
 _SHORT_STAGE = {"resample": "res", "mel": "mel", "model": "model", "smoother": "smth", "end_to_end": "e2e"}
 _WIDE_MIN_W, _WIDE_MIN_H, _RIGHT_W = 72, 18, 35
 _TIMELINE_S = 60.0
@@ -69,6 +70,7 @@ _FONT_ROWS: dict[str, str] = {
     "?": "##. ..# .#. ... .#.", "_": "... ... ... ... ###", "…": "..... ..... ..... ..... #.#.#",
     "(": ".# #. #. #. .#", ")": "#. .# .# .# #.",
 }
+# fmt: on
 _HALF = {(False, False): " ", (True, False): "▀", (False, True): "▄", (True, True): "█"}
 
 
@@ -77,8 +79,7 @@ def _glyph_lines(char: str) -> list[str] | None:
     if rows is None:
         return None
     pix = [[c == "#" for c in row] for row in rows.split()] + [[False] * len(rows.split()[0])]
-    return ["".join(_HALF[(top, bottom)] for top, bottom in zip(pix[i], pix[i + 1], strict=True))
-            for i in (0, 2, 4)]
+    return ["".join(_HALF[(top, bottom)] for top, bottom in zip(pix[i], pix[i + 1], strict=True)) for i in (0, 2, 4)]
 
 
 def _block_text(text: str) -> list[str] | None:
@@ -97,8 +98,7 @@ def _clean(value: object) -> str:
     text = _CONTROL_RE.sub(lambda m: repr(m.group())[1:-1], str(value))
     if text.isascii():
         return text
-    return "".join(f"\\u{ord(c):04x}" if unicodedata.category(c) in ("Cf", "Cs", "Co", "Zl", "Zp") else c
-                   for c in text)
+    return "".join(f"\\u{ord(c):04x}" if unicodedata.category(c) in ("Cf", "Cs", "Co", "Zl", "Zp") else c for c in text)
 
 
 def _fit(text: str | Text, width: int, style: str = "", pad: bool = False) -> Text:
@@ -109,8 +109,40 @@ def _fit(text: str | Text, width: int, style: str = "", pad: bool = False) -> Te
     return line
 
 
-def _finite(value: float) -> bool:
-    return isinstance(value, (int, float)) and math.isfinite(value)
+def _cat(*parts: Text | str) -> Text:
+    """Concatenate keeping each part's own style (``a + b`` would spread ``a``'s style over ``b``)."""
+    out = Text(no_wrap=True)
+    for part in parts:
+        out.append(part)
+    return out
+
+
+def _runs(cells: Sequence[tuple[str, str]]) -> Text:
+    """``(char, style)`` cells as one Text with one span per run of equal style (renders much faster)."""
+    out = Text(no_wrap=True)
+    start = 0
+    for i in range(1, len(cells) + 1):
+        if i == len(cells) or cells[i][1] != cells[start][1]:
+            out.append("".join(c for c, _ in cells[start:i]), style=cells[start][1] or None)
+            start = i
+    return out
+
+
+def _join(parts: Sequence[Text]) -> Text:
+    """``parts`` separated by a dim " · "."""
+    out = Text(no_wrap=True)
+    for i, part in enumerate(parts):
+        if i:
+            out.append(" · ", style=_DIM)
+        out.append(part)
+    return out
+
+
+def _finite(value: object) -> bool:
+    try:
+        return math.isfinite(value)  # type: ignore[arg-type]  # numpy scalars included
+    except TypeError:
+        return False
 
 
 def _pct(value: float) -> str:
@@ -120,8 +152,10 @@ def _pct(value: float) -> str:
 def _ms(value: float) -> str:
     if not _finite(value):
         return "–"
-    return f"{value:.2f}" if value < 10 else f"{value:.1f}" if value < 100 else f"{value:.0f}" \
-        if value < 1e5 else f"{value:.0e}"
+    for limit, spec in ((10, ".2f"), (100, ".1f"), (1e5, ".0f")):
+        if value < limit:
+            return format(value, spec)
+    return format(value, ".0e")
 
 
 def _db(value: float) -> str:
@@ -165,8 +199,9 @@ def _headline(snap: Snapshot) -> tuple[str, str, list[Text]]:
         items.append(Text(" PROVISIONAL ", style="bold black on yellow"))
     elif snap.state == "uncertain":
         items.append(Text("uncertain", style="bold yellow"))
-    ranked = sorted((v, lab) for lab, v in zip(snap.labels, snap.smoothed, strict=False)
-                    if lab != snap.genre and _finite(v))
+    ranked = sorted(
+        (v, lab) for lab, v in zip(snap.labels, snap.smoothed, strict=False) if lab != snap.genre and _finite(v)
+    )
     if ranked:
         value, label = ranked[-1]
         items.append(Text.assemble(("next ", _DIM), (_clean(label), genre_color(label)), f" {_pct(value).strip()}%"))
@@ -174,31 +209,40 @@ def _headline(snap: Snapshot) -> tuple[str, str, list[Text]]:
     return snap.genre, style, items
 
 
-def _genre_section(snap: Snapshot, width: int) -> tuple[Panel, int]:
-    """The large genre panel and its height for a panel ``width`` cells wide."""
+def _genre_section(snap: Snapshot, width: int, max_rows: int = 6) -> tuple[Panel, int]:
+    """The large genre panel (at most ``max_rows`` high) and its height, ``width`` cells wide."""
     word, style, items = _headline(snap)
     inner = width - 4
-    block = _block_text(_clean(word))
+    block = _block_text(_clean(word)) if max_rows >= 5 else None
     side_w = max((cell_len(item.plain) for item in items), default=0)
     lines: list[Text]
     if block is not None and cell_len(block[0]) + 3 + min(side_w, 16) <= inner:
         block_w = cell_len(block[0])
         lines = []
         for row in range(3):
-            line = Text(block[row].ljust(block_w), style=style) + "   "
-            if row < len(items):
-                line += _fit(items[row], inner - block_w - 3)
-            lines.append(line)
+            side = _fit(items[row], inner - block_w - 3) if row < len(items) else ""
+            lines.append(_cat(Text(block[row].ljust(block_w), style=style), "   ", side))
     else:
-        info = Text(" · ", style=_DIM).join(items)
-        if block is not None and cell_len(block[0]) <= inner:
+        info = _join(items)
+        if block is not None and cell_len(block[0]) <= inner and max_rows >= 6:
             lines = [Text(row, style=style) for row in block]
         else:
-            lines = [_fit(Text(_clean(word).upper(), style=style), inner)]
-        lines.append(_fit(info, inner))
-    title = "genre · provisional" if snap.provisional and snap.state in ("genre", "uncertain") else "genre"
-    panel = Panel(Group(*(_fit(line, inner) for line in lines)), title=title, title_align="left",
-                  border_style=genre_color(snap.genre) if snap.genre else _DIM, width=width, padding=(0, 1))
+            lines = [_fit(Text(_clean(word), style=style), inner)]
+        if max_rows >= 4:
+            lines.append(_fit(info, inner))
+    title = _join(
+        [Text("genre"), Text(_clean(word), style=style)]
+        + ([Text("provisional", style="yellow")] if snap.provisional and snap.genre else [])
+    )
+    title.truncate(max(1, width - 6), overflow="ellipsis")
+    panel = Panel(
+        Group(*(_fit(line, inner) for line in lines)),
+        title=title,
+        title_align="left",
+        border_style=genre_color(snap.genre) if snap.genre else _DIM,
+        width=width,
+        padding=(0, 1),
+    )
     return panel, len(lines) + 2
 
 
@@ -208,16 +252,11 @@ def _bar(value: float, raw: float, width: int, color: str) -> Text:
     full, part = divmod(eighths, 8)
     cells = ["█"] * full + ([_PARTIAL[part]] if part and full < width else [])
     cells += ["·"] * (width - len(cells))
-    bar = Text()
-    marker = -1  # no marker for a raw value that rounds to an empty bar
-    if _finite(raw) and raw * width >= 0.5:
+    styled = [(cell, color if cell != "·" else "grey30") for cell in cells]
+    if _finite(raw) and raw * width >= 0.5:  # no marker for a raw value that rounds to an empty bar
         marker = min(width - 1, int(min(raw, 1.0) * width))
-    for i, cell in enumerate(cells):
-        if i == marker:
-            bar.append("│", style=f"bold black on {color}" if i < full else "bold bright_white")
-        else:
-            bar.append(cell, style=color if cell != "·" else "grey30")
-    return bar
+        styled[marker] = ("│", f"bold black on {color}" if marker < full else "bold bright_white")
+    return _runs(styled)
 
 
 def _bars_section(snap: Snapshot, inner: int, rows: int) -> list[Text]:
@@ -225,8 +264,10 @@ def _bars_section(snap: Snapshot, inner: int, rows: int) -> list[Text]:
     labels = list(snap.labels)
     if not labels:
         return [_fit(Text("waiting for the first estimate…", style=f"italic {_DIM}"), inner)]
+
     def score(seq: Sequence[float], i: int) -> float:
         return float(seq[i]) if i < len(seq) and _finite(seq[i]) else float("nan")
+
     order = list(range(len(labels)))
     more = 0
     if len(labels) > rows:
@@ -235,23 +276,24 @@ def _bars_section(snap: Snapshot, inner: int, rows: int) -> list[Text]:
         shown = order[:keep]
         if snap.genre in labels and labels.index(snap.genre) not in shown:
             shown[-1] = labels.index(snap.genre)
-        order, more = shown, len(labels) - keep
-    label_w = min(max(cell_len(_clean(labels[i])) for i in order), 16, max(4, inner // 3))
+        order, more = shown, (len(labels) - keep if rows >= 2 else 0)
     numbers_w = 10 if inner >= 34 else 5
+    longest = max(cell_len(_clean(labels[i])) for i in order)
+    label_w = min(longest, 16, max(4, inner // 3, inner - numbers_w - 15))  # keeps bars >= 12 cells if it can
     bar_w = inner - 2 - label_w - 1 - numbers_w
     lines = []
     for i in order:
         label, value, raw = labels[i], score(snap.smoothed, i), score(snap.raw, i)
         color = genre_color(label)
         current = label == snap.genre and snap.state in ("genre", "uncertain")
-        line = Text("▶ " if current else "  ", style=f"bold {color}")
-        line += _fit(Text(_clean(label), style=f"bold {color}" if current else color), label_w, pad=True)
-        line += " "
-        if bar_w >= 3:
-            line += _bar(value, raw, bar_w, color)
-        line += Text(f" {_pct(value)}%", style="bold" if current else "")
-        if numbers_w == 10:
-            line += Text(f" r{_pct(raw)}", style=_DIM)
+        line = _cat(
+            Text("▶ " if current else "  ", style=f"bold {color}"),
+            _fit(Text(_clean(label), style=f"bold {color}" if current else color), label_w, pad=True),
+            " ",
+            _bar(value, raw, bar_w, color) if bar_w >= 3 else "",
+            Text(f" {_pct(value)}%", style="bold" if current else ""),
+            Text(f" r{_pct(raw)}", style=_DIM) if numbers_w == 10 else "",
+        )
         lines.append(_fit(line, inner))
     if more:
         lines.append(_fit(Text(f"  +{more} more genres", style=_DIM), inner))
@@ -264,21 +306,24 @@ def _level_lines(snap: Snapshot, inner: int, compact: bool) -> list[Text]:
     head = Text("level ", style=_DIM)
     tail = Text(f" {_db(snap.level_dbfs)} dB")
     bar_w = inner - cell_len(head.plain) - cell_len(tail.plain) - (cell_len(clip.plain) if compact else 0)
-    line = head.copy()
+    line = _cat(head)
     if bar_w >= 3:
         frac = (min(max(value, _LEVEL_FLOOR_DB), 0.0) - _LEVEL_FLOOR_DB) / -_LEVEL_FLOOR_DB
         peak = snap.peak_dbfs if _finite(snap.peak_dbfs) else _LEVEL_FLOOR_DB
-        peak_i = min(bar_w - 1, int((min(max(peak, _LEVEL_FLOOR_DB), 0.0) - _LEVEL_FLOOR_DB)
-                                    / -_LEVEL_FLOOR_DB * bar_w))
+        peak_i = min(
+            bar_w - 1, int((min(max(peak, _LEVEL_FLOOR_DB), 0.0) - _LEVEL_FLOOR_DB) / -_LEVEL_FLOOR_DB * bar_w)
+        )
         filled = round(frac * bar_w)
+        cells = []
         for i in range(bar_w):
             cell_db = _LEVEL_FLOOR_DB * (1 - (i + 0.5) / bar_w)
             color = "red" if cell_db > -6 else "yellow" if cell_db > -18 else "green"
             char = "█" if i < filled else "│" if i == peak_i and _finite(snap.peak_dbfs) else "·"
-            line.append(char, style=color if char != "·" else "grey30")
-    line += tail
+            cells.append((char, color if char != "·" else "grey30"))
+        line.append(_runs(cells))
+    line.append(tail)
     if compact:
-        return [_fit(line + clip, inner)]
+        return [_fit(_cat(line, clip), inner)]
     peak_line = Text.assemble(("peak  ", _DIM), f"{_db(snap.peak_dbfs)} dBFS  ", clip)
     return [_fit(line, inner), _fit(peak_line, inner)]
 
@@ -293,10 +338,10 @@ def _latency_table(snap: Snapshot, inner: int) -> list[Text]:
     for name in _stage_names(snap):
         timing = snap.timings.get(name, StageTiming(float("nan"), float("nan"), float("nan"), float("nan")))
         label = _fit(_clean(_STAGE_NAMES.get(name, name)), 10, pad=True)
-        row = label + Text(f" {_ms(timing.last_ms):>6} {_ms(timing.p50_ms):>6} {_ms(timing.p99_ms):>6}")
-        lines.append(_fit(row, inner, style="bold" if name == "end_to_end" else ""))
+        row = _cat(label, f" {_ms(timing.last_ms):>6} {_ms(timing.p50_ms):>6} {_ms(timing.p99_ms):>6}")
         if name == "end_to_end":
-            lines[-1].stylize("bold")
+            row.stylize("bold")
+        lines.append(_fit(row, inner))
     return lines
 
 
@@ -305,11 +350,11 @@ def _latency_compact(snap: Snapshot, inner: int) -> list[Text]:
     names = [n for n in _stage_names(snap) if n in snap.timings] or list(STAGES)
     rows = []
     for key in ("p50_ms", "p99_ms"):
-        row = Text(f"{key[:3]} ms", style=_DIM)
+        row = _cat(Text(f"{key[:3]} ms", style=_DIM))
         for name in names:
             timing = snap.timings.get(name)
-            row += Text(f" {_SHORT_STAGE.get(name, _clean(name)[:5])} ", style=_DIM)
-            row += _ms(getattr(timing, key) if timing else float("nan"))
+            row.append(f" {_SHORT_STAGE.get(name, _clean(name)[:5])} ", style=_DIM)
+            row.append(_ms(getattr(timing, key) if timing else float("nan")))
         rows.append(_fit(row, inner))
     return rows
 
@@ -321,9 +366,10 @@ def _counters_line(snap: Snapshot, width: int, with_latency: bool) -> Text:
     def item(name: str, value: str, style: str = "") -> Text:
         return Text.assemble((name + " ", _DIM), (value, style))
 
-    parts = [item("ovf" if short else "overflows", str(snap.overflows), "bold red" if snap.overflows else "green"),
-             item("drv" if short else "driver", str(snap.input_overflows),
-                  "bold red" if snap.input_overflows else "green")]
+    parts = [
+        item("ovf" if short else "overflows", str(snap.overflows), "bold red" if snap.overflows else "green"),
+        item("drv" if short else "driver", str(snap.input_overflows), "bold red" if snap.input_overflows else "green"),
+    ]
     e2e = snap.timings.get("end_to_end")
     if with_latency:
         parts.append(item("e2e", f"{_ms(e2e.p50_ms)}/{_ms(e2e.p99_ms)} ms" if e2e else "–"))
@@ -332,57 +378,58 @@ def _counters_line(snap: Snapshot, width: int, with_latency: bool) -> Text:
     parts.append(item("flips", f"{snap.flips}{per_min}"))
     if snap.last_switch_latency_s is not None and _finite(snap.last_switch_latency_s):
         parts.append(item("switch" if short else "last switch", f"{snap.last_switch_latency_s:.1f} s"))
-    return _fit(Text(" · ", style=_DIM).join(parts), width)
+    return _fit(_join(parts), width)
 
 
 def _tags_lines(snap: Snapshot, inner: int, rows: int) -> list[Text]:
     lines = []
     for tag, score in snap.top_tags[:rows]:
         label_w = max(1, inner - 5)
-        line = _fit(Text(_clean(tag), style=genre_color(tag)), label_w, pad=True) + f" {_pct(score)}%"
+        line = _cat(_fit(Text(_clean(tag), style=genre_color(tag)), label_w, pad=True), f" {_pct(score)}%")
         lines.append(_fit(line, inner))
     return lines
 
 
 def _tags_inline(snap: Snapshot, width: int) -> Text:
-    parts = [Text.assemble((_clean(tag), genre_color(tag)), f" {_pct(score).strip()}%")
-             for tag, score in snap.top_tags]
-    return _fit(Text("tags ", style=_DIM) + Text(" · ", style=_DIM).join(parts), width)
+    parts = [Text.assemble((_clean(tag), genre_color(tag)), f" {_pct(score).strip()}%") for tag, score in snap.top_tags]
+    return _fit(_cat(Text("tags ", style=_DIM), _join(parts)), width)
 
 
 def _timeline(snap: Snapshot, width: int) -> Text:
-    """One cell per second (or per few seconds when narrow) of the last minute, coloured by genre."""
+    """One cell per second (or per few seconds when narrow) of the last minute, coloured by genre.
+
+    Cell ``i`` covers stream times ``(start + i * step, start + (i + 1) * step]`` and shows the
+    last estimate in it: the genre's initial on its colour, ``·`` for no genre, blank for none.
+    """
     head, tail = Text("last 60 s ", style=_DIM), Text(" now", style=_DIM)
     if width < 24:
         head = Text("60s ", style=_DIM)
-    cells = min(int(_TIMELINE_S), width - cell_len(head.plain) - cell_len(tail.plain))
-    if cells < 4:
+    n_cells = min(int(_TIMELINE_S), width - cell_len(head.plain) - cell_len(tail.plain))
+    if n_cells < 4:
         return Text()
-    step = _TIMELINE_S / cells
+    step = _TIMELINE_S / n_cells
     now = max([snap.t, *(t for t, _ in snap.history if _finite(t))], default=0.0)
-    slots: list[tuple[bool, str | None]] = [(False, None)] * cells
+    slots: list[tuple[bool, str | None]] = [(False, None)] * n_cells
     for t, genre in snap.history:  # history is oldest first: later entries overwrite earlier ones
         if _finite(t) and now - _TIMELINE_S < t <= now:
-            slots[min(cells - 1, int((t - (now - _TIMELINE_S)) / step))] = (True, genre)
-    line = head.copy()
+            slots[min(n_cells - 1, max(0, math.ceil((t - (now - _TIMELINE_S)) / step) - 1))] = (True, genre)
+    cells: list[tuple[str, str]] = []
     for seen, genre in slots:
         if not seen:
-            line.append(" ")
+            cells.append((" ", ""))
         elif genre is None:
-            line.append("·", style=_DIM)
+            cells.append(("·", _DIM))
         else:
             initial = next((c for c in _clean(genre) if c.isalnum()), "?")
-            line.append(initial if cell_len(initial) == 1 else "?", style=f"bold black on {genre_color(genre)}")
-    return _fit(line + tail, width)
+            cells.append((initial if cell_len(initial) == 1 else "?", f"bold black on {genre_color(genre)}"))
+    return _fit(_cat(head, _runs(cells), tail), width)
 
 
 def _footer(snap: Snapshot, width: int) -> Text:
     """Source, model and provider; the source name is shortened first when space is short."""
-    sep = Text(" · ", style=_DIM)
-    rest = Text(_clean(snap.model))
+    tail = Text(_clean(snap.model))
     if snap.provider:
-        rest += Text.assemble((" on " if snap.model else "", _DIM), _clean(snap.provider))
-    tail = rest
+        tail.append_text(Text.assemble((" on " if snap.model else "", _DIM), _clean(snap.provider)))
     if snap.source is None:
         return _fit(tail, width)
     src = snap.source
@@ -391,13 +438,20 @@ def _footer(snap: Snapshot, width: int) -> Text:
     name = Text(_clean(src.name), style="bold")
     spare = width - cell_len(kind.plain) - cell_len(fmt.plain) - (cell_len(tail.plain) + 3 if tail else 0)
     name = _fit(name, max(spare, 12))
-    head = kind + name + fmt
-    return _fit(sep.join([head, tail]) if rest else head, width)
+    head = _cat(kind, name, fmt)
+    return _fit(_join([head, tail]) if tail else head, width)
 
 
 def _panel(lines: list[Text], title: str, width: int, height: int) -> Panel:
-    return Panel(Group(*lines), title=title, title_align="left", border_style="grey42", width=width,
-                 height=height, padding=(0, 1))
+    return Panel(
+        Group(*lines),
+        title=title,
+        title_align="left",
+        border_style="grey42",
+        width=width,
+        height=height,
+        padding=(0, 1),
+    )
 
 
 # ------------------------------------------------------------------------------------------------ layouts
@@ -424,13 +478,12 @@ def _wide(snap: Snapshot, width: int, height: int) -> list[RenderableType] | Non
     grid.add_column(width=left_w, no_wrap=True)
     grid.add_column(width=_RIGHT_W, no_wrap=True)
     grid.add_row(_panel(bars, title, left_w, middle_h), Group(*right))
-    return [genre, grid, _timeline(snap, width), _counters_line(snap, width, with_latency=False),
-            _footer(snap, width)]
+    return [genre, grid, _timeline(snap, width), _counters_line(snap, width, with_latency=False), _footer(snap, width)]
 
 
 def _narrow(snap: Snapshot, width: int, height: int) -> list[RenderableType]:
     """One column; optional sections are added in priority order while rows remain."""
-    genre, genre_h = _genre_section(snap, width)
+    genre, genre_h = _genre_section(snap, width, 6 if height >= 14 else 4 if height >= 6 else 3)
     inner = width - 4
     n_labels = max(len(snap.labels), 1)
     left = height - genre_h
@@ -467,25 +520,43 @@ def _narrow(snap: Snapshot, width: int, height: int) -> list[RenderableType]:
     return out
 
 
-@dataclass(frozen=True)
 class _DashboardView:
-    """Renderable that lays a snapshot out for the width and height it is rendered at."""
+    """Renderable that lays a snapshot out for the width and height it is rendered at.
 
-    snapshot: Snapshot
-    width: int | None
-    height: int | None
+    The rendered lines are cached per size: a live display redraws the same snapshot several
+    times between estimates, and those redraws then cost only the terminal output.
+    """
+
+    __slots__ = ("_cache", "height", "snapshot", "width")
+
+    def __init__(self, snapshot: Snapshot, width: int | None, height: int | None) -> None:
+        self.snapshot, self.width, self.height = snapshot, width, height
+        self._cache: tuple[tuple[int, int, bool, bool], list[list[Segment]]] | None = None
+
+    def _parts(self, width: int, height: int) -> list[RenderableType]:
+        if width < 8 or height < 3 or (width < 12 and height < 5):
+            word, style, _ = _headline(self.snapshot)
+            return [_fit(Text(_clean(word), style=style), width)]
+        parts = None
+        if width >= _WIDE_MIN_W and height >= _WIDE_MIN_H:
+            parts = _wide(self.snapshot, width, height)
+        return parts if parts is not None else _narrow(self.snapshot, width, height)
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         width = min(self.width or options.max_width, options.max_width)
         height = self.height or options.height or options.size.height
-        if width < 8 or height < 3:
-            word, style, _ = _headline(self.snapshot)
-            yield _fit(Text(_clean(word), style=style), width)
-            return
-        parts = None
-        if width >= _WIDE_MIN_W and height >= _WIDE_MIN_H:
-            parts = _wide(self.snapshot, width, height)
-        yield from parts if parts is not None else _narrow(self.snapshot, width, height)
+        key = (width, height, options.ascii_only, options.legacy_windows)
+        if self._cache is None or self._cache[0] != key:
+            group = Group(*self._parts(width, height))
+            lines = [
+                list(Segment.simplify(line))  # fewer segments: cheaper redraws
+                for line in console.render_lines(group, options.update(width=width, height=None), pad=False)
+            ]
+            self._cache = (key, lines)
+        new_line = Segment.line()
+        for line in self._cache[1]:
+            yield from line
+            yield new_line
 
 
 def render(snapshot: Snapshot, width: int | None = None, height: int | None = None) -> RenderableType:
@@ -512,8 +583,14 @@ def render(snapshot: Snapshot, width: int | None = None, height: int | None = No
     return _DashboardView(snapshot, width, height)
 
 
-def run_dashboard(get_snapshot: Callable[[], Snapshot], stop: threading.Event, refresh_per_second: float = 8.0,
-                  console: Console | None = None, *, screen: bool = False) -> None:
+def run_dashboard(
+    get_snapshot: Callable[[], Snapshot],
+    stop: threading.Event,
+    refresh_per_second: float = 8.0,
+    console: Console | None = None,
+    *,
+    screen: bool = False,
+) -> None:
     """Show the live dashboard until ``stop`` is set.
 
     The latest snapshot is pulled ``refresh_per_second`` times a second on the calling thread, so
@@ -538,29 +615,34 @@ def run_dashboard(get_snapshot: Callable[[], Snapshot], stop: threading.Event, r
         raise TypeError(f"get_snapshot must be callable, got {type(get_snapshot).__name__}")
     if not callable(getattr(stop, "wait", None)) or not callable(getattr(stop, "is_set", None)):
         raise TypeError(f"stop must be a threading.Event, got {type(stop).__name__}")
-    if isinstance(refresh_per_second, bool) or not isinstance(refresh_per_second, (int, float)) \
-            or not 0.5 <= refresh_per_second <= 60:
+    if (
+        isinstance(refresh_per_second, bool)
+        or not isinstance(refresh_per_second, (int, float))
+        or not 0.5 <= refresh_per_second <= 60
+    ):
         raise ValueError(f"refresh_per_second must be between 0.5 and 60, got {refresh_per_second!r}")
     console = console if console is not None else Console()
     period = 1.0 / float(refresh_per_second)
-    view: list[RenderableType] = [render(Snapshot())]
-    frozen = threading.Event()
+    shown: Snapshot | None = None
+    view = render(Snapshot())
+    pulling = False  # Live renders once on construction and once in stop(): those reuse ``view``
 
     def current() -> RenderableType:
-        if not frozen.is_set():
-            view[0] = render(get_snapshot())
-        return view[0]
+        nonlocal shown, view
+        if pulling:
+            snapshot = get_snapshot()
+            if snapshot is not shown:  # a new estimate: lay it out; else redraw the cached lines
+                shown, view = snapshot, render(snapshot)
+        return view
 
-    frozen.set()  # Live renders once on construction: show "listening…" until the loop starts
-    live = Live(get_renderable=current, console=console, screen=screen, auto_refresh=False,
-                vertical_overflow="crop")
-    frozen.clear()
+    live = Live(get_renderable=current, console=console, screen=screen, auto_refresh=False, vertical_overflow="crop")
     live.start(refresh=False)
     try:
+        pulling = True
         live.refresh()
         while not stop.wait(period):
             live.refresh()
         live.refresh()
     finally:
-        frozen.set()  # the final redraw in stop() shows the last frame without calling back
+        pulling = False  # the final redraw shows the last frame without calling back (even after Ctrl-C)
         live.stop()

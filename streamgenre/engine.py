@@ -87,8 +87,13 @@ class FileBlockSource:
     overflows = 0
     input_overflows = 0
 
-    def __init__(self, path: str | os.PathLike[str], sample_rate: int, block_seconds: float = BLOCK_SECONDS,
-                 realtime: bool = False) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        sample_rate: int,
+        block_seconds: float = BLOCK_SECONDS,
+        realtime: bool = False,
+    ) -> None:
         self._source = FileSource(path, sample_rate, block_seconds=block_seconds, realtime=realtime)
         self.exhausted = False
 
@@ -178,11 +183,20 @@ class Engine:
         Timeline length, tags per snapshot, and how many recent durations the p50/p99 cover.
     """
 
-    def __init__(self, model: GenreModel, source: BlockSource | None = None, hop_seconds: float = 0.5,
-                 block_seconds: float = BLOCK_SECONDS, first_estimate_seconds: float = 1.0,
-                 smoother: SmootherConfig | None = None, max_seconds: float | None = None,
-                 source_info: SourceInfo | None = None, history_seconds: float = 60.0, top_tags: int = 5,
-                 timing_window: int = 256) -> None:
+    def __init__(
+        self,
+        model: GenreModel,
+        source: BlockSource | None = None,
+        hop_seconds: float = 0.5,
+        block_seconds: float = BLOCK_SECONDS,
+        first_estimate_seconds: float = 1.0,
+        smoother: SmootherConfig | None = None,
+        max_seconds: float | None = None,
+        source_info: SourceInfo | None = None,
+        history_seconds: float = 60.0,
+        top_tags: int = 5,
+        timing_window: int = 256,
+    ) -> None:
         info = source.source_info() if source is not None else source_info
         if info is None:
             raise ValueError("Engine needs a source or a source_info")
@@ -214,8 +228,7 @@ class Engine:
             self._tag_labels = tuple(contract.outputs[contract.tag_output].labels)
         self._top_tags = int(top_tags)
         self._timers = {name: _StageTimer(timing_window) for name in STAGES}
-        self._history: deque[tuple[float, str | None]] = deque(
-            maxlen=int(math.ceil(history_seconds / self.hop_seconds)) + 1)
+        self._history: deque[tuple[float, str | None]] = deque(maxlen=math.ceil(history_seconds / self.hop_seconds) + 1)
         self._stop = threading.Event()
         self._done = threading.Event()
         self._thread: threading.Thread | None = None
@@ -237,8 +250,13 @@ class Engine:
         self._last_estimate: SmoothedEstimate | None = None
 
     def _base_snapshot(self) -> Snapshot:
-        return Snapshot(labels=tuple(self.model.labels), source=self.info, model=self.model.name,
-                        provider=self.model.provider, wall_time=time.time())
+        return Snapshot(
+            labels=tuple(self.model.labels),
+            source=self.info,
+            model=self.model.name,
+            provider=self.model.provider,
+            wall_time=time.time(),
+        )
 
     def reset(self) -> None:
         """Forget the stream (stages, smoother, statistics); the model is untouched."""
@@ -254,12 +272,14 @@ class Engine:
     def warmup(self) -> None:
         """Compile/load the numba kernels and run every stage once, then reset: call before audio flows."""
         warmup()
-        zeros = np.zeros((max(1, round(self.info.sample_rate * self.block_seconds)), self.info.channels),
-                         np.float32)
+        zeros = np.zeros((max(1, round(self.info.sample_rate * self.block_seconds)), self.info.channels), np.float32)
         for _ in range(3):
             self._mel.process(self._resampler.process(zeros))
-        self._scorer.score(np.zeros((1, self.model.window_frames, self.model.mel_config.n_mels), np.float32),
-                           np.array([self.model.window_frames]), np.array([False]))
+        self._scorer.score(
+            np.zeros((1, self.model.window_frames, self.model.mel_config.n_mels), np.float32),
+            np.array([self.model.window_frames]),
+            np.array([False]),
+        )
         self.reset()
 
     def snapshot(self) -> Snapshot:
@@ -297,9 +317,13 @@ class Engine:
         self._hop_power += power * x.shape[0]
         self._hop_count += x.shape[0]
         self._snapshot = dataclasses.replace(
-            self._snapshot, level_dbfs=_dbfs(power), peak_dbfs=20.0 * math.log10(peak) if peak > 0 else -math.inf,
-            clipping=peak >= CLIP_LEVEL, overflows=int(getattr(self.source, "overflows", 0)),
-            input_overflows=int(getattr(self.source, "input_overflows", 0)))
+            self._snapshot,
+            level_dbfs=_dbfs(power),
+            peak_dbfs=20.0 * math.log10(peak) if peak > 0 else -math.inf,
+            clipping=peak >= CLIP_LEVEL,
+            overflows=int(getattr(self.source, "overflows", 0)),
+            input_overflows=int(getattr(self.source, "input_overflows", 0)),
+        )
         return batch
 
     def score(self, batch: WindowBatch) -> list[WindowResult]:
@@ -347,12 +371,23 @@ class Engine:
             order = np.argsort(-result.tags)[: self._top_tags]
             tags = tuple((self._tag_labels[i], float(result.tags[i])) for i in order)
         return dataclasses.replace(
-            self._snapshot, t=est.t, wall_time=time.time(), state=est.state, genre=est.genre,
-            confidence=est.confidence, provisional=result.provisional, smoothed=tuple(est.smoothed.tolist()),
-            raw=tuple(est.raw.tolist()), top_tags=tags,
+            self._snapshot,
+            t=est.t,
+            wall_time=time.time(),
+            state=est.state,
+            genre=est.genre,
+            confidence=est.confidence,
+            provisional=result.provisional,
+            smoothed=tuple(est.smoothed.tolist()),
+            raw=tuple(est.raw.tolist()),
+            top_tags=tags,
             timings={name: timer.timing() for name, timer in self._timers.items()},
-            estimates=self.estimates, flips=est.flips, flips_per_minute=est.flips_per_minute,
-            last_switch_latency_s=est.last_switch_latency_s, history=tuple(self._history))
+            estimates=self.estimates,
+            flips=est.flips,
+            flips_per_minute=est.flips_per_minute,
+            last_switch_latency_s=est.last_switch_latency_s,
+            history=tuple(self._history),
+        )
 
     # ------------------------------------------------------------------ subscribers (JSON/plain output)
     def subscribe(self, maxsize: int = 1024, lossless: bool = False) -> queue.Queue[Snapshot]:
@@ -473,18 +508,26 @@ class Engine:
         shown = sm["seconds_per_genre"]
         total = sum(shown.values()) + sm["seconds_silence"]
         e2e = self._timers["end_to_end"].timing()
-        dominant = max(shown, key=shown.get) if any(v > 0 for v in shown.values()) else None
-        if dominant is None and self._last_estimate is not None:
-            dominant = self._last_estimate.genre
+        last = None if self._last_estimate is None else self._last_estimate.genre
+        shares = {g: s / total for g, s in shown.items() if s > 0} if total > 0 else {}
+        silence = sm["seconds_silence"] / total if total > 0 else 0.0
+        if total == 0 and self._last_estimate is not None:  # a single estimate covers no interval yet
+            shares, silence = ({last: 1.0}, 0.0) if last is not None else ({}, 1.0)
+        dominant = max(shares, key=shares.get) if shares else None
         return {
-            "audio_seconds": round(self.audio_seconds, 3), "estimates": self.estimates,
-            "genre": dominant, "last_genre": None if self._last_estimate is None else self._last_estimate.genre,
-            "shares": {g: s / total for g, s in shown.items() if s > 0} if total > 0 else {},
-            "silence_share": sm["seconds_silence"] / total if total > 0 else 0.0,
-            "flips": sm["flips"], "flips_per_minute": sm["flips_per_minute"], "switches": sm["switches"],
+            "audio_seconds": round(self.audio_seconds, 3),
+            "estimates": self.estimates,
+            "genre": dominant,
+            "last_genre": last,
+            "shares": shares,
+            "silence_share": silence,
+            "flips": sm["flips"],
+            "flips_per_minute": sm["flips_per_minute"],
+            "switches": sm["switches"],
             "overflows": int(getattr(self.source, "overflows", 0)),
             "input_overflows": int(getattr(self.source, "input_overflows", 0)),
-            "latency_p50_ms": e2e.p50_ms, "latency_p99_ms": e2e.p99_ms,
+            "latency_p50_ms": e2e.p50_ms,
+            "latency_p99_ms": e2e.p99_ms,
             "cpu_seconds": self.cpu_seconds,
             "cpu_ms_per_block": 1e3 * self.cpu_seconds / self.blocks if self.blocks else 0.0,
             "dropped_records": self.dropped_records,
