@@ -18,7 +18,7 @@ import numpy as np
 
 from streamgenre.errors import AudioDecodeError
 from streamgenre.features import StreamingMel
-from streamgenre.model import GenreModel
+from streamgenre.model import GenreModel, StreamCache
 from streamgenre.sources import FileSource
 from streamgenre.windows import MelWindower
 
@@ -81,10 +81,19 @@ def iter_audio_files(paths: Iterable[str | os.PathLike[str]]) -> Iterator[Path]:
 
 
 class WindowScorer:
-    """Turns model windows into :class:`WindowResult` rows (shared by offline and replay paths)."""
+    """Turns one stream's model windows into :class:`WindowResult` rows (offline and live paths).
 
-    def __init__(self, model: GenreModel) -> None:
+    With ``hop_frames`` small enough for consecutive windows to share work and a model that can
+    reuse it (its contract's streaming section), the scorer keeps the stream's cache and runs the
+    windows incrementally; otherwise each batch is one model call. Results are the same either way.
+    """
+
+    def __init__(self, model: GenreModel, hop_frames: int | None = None) -> None:
         self.model = model
+        spec = model.streaming
+        reusable = spec is not None and hop_frames is not None and \
+            hop_frames <= model.window_frames - 2 * spec.context_frames - 1
+        self._cache = StreamCache() if reusable else None
         self._frame_seconds = model.mel_config.hop_length / model.mel_config.sample_rate
         contract = model.contract
         self._outputs = [contract.genre_output]
@@ -95,7 +104,7 @@ class WindowScorer:
         """Run the model on a batch of windows and label each one."""
         if len(windows) == 0:
             return []
-        out = self.model.predict(windows, self._outputs)
+        out = self._predict(windows, end_frames, provisional)
         contract = self.model.contract
         genre_scores = out[contract.genre_output][:, list(contract.genre_indices)]
         tags = out.get(contract.tag_output) if contract.tag_output else None
@@ -110,6 +119,17 @@ class WindowScorer:
                                         bool(provisional[i]), genre_scores[i].copy(),
                                         None if tags is None else tags[i].copy()))
         return results
+
+
+    def reset(self) -> None:
+        """Start a new stream (forget the previous window)."""
+        if self._cache is not None:
+            self._cache.reset()
+
+    def _predict(self, windows: np.ndarray, end_frames: np.ndarray, provisional: np.ndarray) -> dict[str, np.ndarray]:
+        if self._cache is None:
+            return self.model.predict(windows, self._outputs)
+        return self.model.predict_stream(windows, end_frames, [self._cache] * len(windows), ~provisional, self._outputs)
 
 
 def summarize(path: str, duration: float, model: GenreModel, windows: list[WindowResult]) -> FileResult:
@@ -154,7 +174,7 @@ def classify_file(path: str | os.PathLike[str], model: GenreModel, hop_seconds: 
         1, round(hop_seconds * cfg.sample_rate / cfg.hop_length))
     mel = StreamingMel(cfg)
     windower = MelWindower(model.window_frames, cfg.n_mels, hop_frames)
-    scorer = WindowScorer(model)
+    scorer = WindowScorer(model, hop_frames)
     results: list[WindowResult] = []
     pending: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     pending_count = 0

@@ -41,6 +41,29 @@ class OutputSpec:
 
 
 @dataclass(frozen=True)
+class StreamingSpec:
+    """How a model reuses work between overlapping windows of one stream (optional).
+
+    The model takes, besides the mel window, ``cache_input`` (``(batch or 1, channels, window_frames)``
+    features of the previous window, shifted so column ``i`` belongs to frame ``i`` of this window)
+    and ``fresh_from_input`` (int64 scalar: columns ``[context_frames, fresh_from)`` are taken from
+    the cache, the rest recomputed; 0 recomputes everything), and returns the window's features as
+    ``cache_output`` for the next call. The result is exactly the full computation's.
+    """
+
+    cache_input: str
+    fresh_from_input: str
+    cache_output: str
+    channels: int
+    context_frames: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe form."""
+        return {"cache_input": self.cache_input, "fresh_from_input": self.fresh_from_input,
+                "cache_output": self.cache_output, "channels": self.channels, "context_frames": self.context_frames}
+
+
+@dataclass(frozen=True)
 class ModelContract:
     """Everything the runtime needs to know about a model, parsed and validated.
 
@@ -77,6 +100,7 @@ class ModelContract:
     provenance: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     tag_output: str | None = None
+    streaming: StreamingSpec | None = None
 
     @property
     def genre_indices(self) -> tuple[int, ...]:
@@ -99,6 +123,8 @@ class ModelContract:
             "provenance": self.provenance,
             "metrics": self.metrics,
         }
+        if self.streaming is not None:
+            document["streaming"] = self.streaming.to_dict()
         return json.dumps(document, sort_keys=True)
 
 
@@ -180,4 +206,18 @@ def parse_contract(text: str | None) -> ModelContract:
         name=name, input_name=input_name, window_frames=window_frames, mel_config=mel_config,
         outputs=outputs, genre_output=genre_output, genre_labels=genre_labels,
         provenance=provenance, metrics=document.get("metrics") or {}, tag_output=tag_output,
+        streaming=_parse_streaming(document.get("streaming"), window_frames),
     )
+
+
+def _parse_streaming(raw: Any, window_frames: int) -> StreamingSpec | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise ModelError("model metadata 'streaming' must be an object")
+    names = [_require(raw, key, str) for key in ("cache_input", "fresh_from_input", "cache_output")]
+    channels = _require(raw, "channels", int)
+    context = _require(raw, "context_frames", int)
+    if channels < 1 or not 0 <= context < window_frames // 2:
+        raise ModelError(f"model metadata 'streaming' has invalid channels/context_frames ({channels}, {context})")
+    return StreamingSpec(*names, channels=channels, context_frames=context)

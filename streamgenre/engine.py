@@ -221,7 +221,7 @@ class Engine:
         self._mel = StreamingMel(cfg)
         self._windower = MelWindower(model.window_frames, cfg.n_mels, self.hop_frames, self.first_after_frames)
         self._smoother = Smoother(model.labels, smoother)
-        self._scorer = WindowScorer(model)
+        self._scorer = WindowScorer(model, self.hop_frames)
         contract = model.contract
         self._tag_labels: tuple[str, ...] = ()
         if contract.tag_output:
@@ -263,6 +263,7 @@ class Engine:
         self._resampler.reset()
         self._mel.reset()
         self._windower.reset()
+        self._scorer.reset()
         self._smoother.reset()
         self._history.clear()
         self._timers = {name: _StageTimer(len(t._values)) for name, t in self._timers.items()}
@@ -275,10 +276,11 @@ class Engine:
         zeros = np.zeros((max(1, round(self.info.sample_rate * self.block_seconds)), self.info.channels), np.float32)
         for _ in range(3):
             self._mel.process(self._resampler.process(zeros))
-        self._scorer.score(
-            np.zeros((1, self.model.window_frames, self.model.mel_config.n_mels), np.float32),
-            np.array([self.model.window_frames]),
-            np.array([False]),
+        window = self.model.window_frames
+        self._scorer.score(  # a full window, then an incremental one: both code paths warm
+            np.zeros((2, window, self.model.mel_config.n_mels), np.float32),
+            np.array([window, window + self.hop_frames]),
+            np.array([False, False]),
         )
         self.reset()
 

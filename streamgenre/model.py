@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from streamgenre.contract import METADATA_KEY, ModelContract, parse_contract
+from streamgenre.contract import METADATA_KEY, ModelContract, StreamingSpec, parse_contract
 from streamgenre.errors import ConfigError, ModelError
 from streamgenre.features import MelConfig
 
@@ -92,6 +92,25 @@ def _create_session(path: Path, provider: str, threads: int) -> Any:
     return session
 
 
+class StreamCache:
+    """One stream's reusable model state (the previous window's features), owned by the stream.
+
+    Pass the same object with each window of a stream to :meth:`GenreModel.predict_stream`; call
+    :meth:`reset` when the stream restarts. The shared model session holds no stream state.
+    """
+
+    __slots__ = ("end_frame", "features", "scratch")
+
+    def __init__(self) -> None:
+        self.scratch: np.ndarray | None = None
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the previous window."""
+        self.features: np.ndarray | None = None
+        self.end_frame: int | None = None
+
+
 class GenreModel:
     """An ONNX model with a validated contract.
 
@@ -113,7 +132,10 @@ class GenreModel:
         self.threads = threads
         self._session = session
         self.provider: str = session.get_providers()[0]
-        self.output_names = [o.name for o in session.get_outputs()]
+        self.output_names = list(contract.outputs)
+        spec = contract.streaming
+        self._zero_cache = None if spec is None else np.zeros(
+            (1, spec.channels, contract.window_frames), np.float32)
 
     @property
     def name(self) -> str:
@@ -146,22 +168,12 @@ class GenreModel:
         """``"softmax"`` or ``"sigmoid"``: how the genre scores should be read."""
         return self.contract.outputs[self.contract.genre_output].kind
 
-    def predict(self, windows: np.ndarray, outputs: list[str] | None = None) -> dict[str, np.ndarray]:
-        """Run the model on a batch of windows.
+    @property
+    def streaming(self) -> StreamingSpec | None:
+        """How the model reuses work between overlapping windows (None: it cannot)."""
+        return self.contract.streaming
 
-        Parameters
-        ----------
-        windows
-            ``(batch, window_frames, n_mels)`` log-mel windows (float32; other float dtypes are
-            converted). A single ``(window_frames, n_mels)`` window is accepted as a batch of one.
-        outputs
-            Output names to compute (default: all).
-
-        Returns
-        -------
-        dict
-            Output name -> ``(batch, ...)`` float32 array.
-        """
+    def _validate_windows(self, windows: np.ndarray) -> np.ndarray:
         windows = np.asarray(windows)
         if windows.ndim == 2:
             windows = windows[None]
@@ -172,13 +184,99 @@ class GenreModel:
             raise ValueError("windows batch is empty")
         if not np.issubdtype(windows.dtype, np.floating):
             raise TypeError(f"windows must be floating point, got {windows.dtype}")
-        windows = np.ascontiguousarray(windows, dtype=np.float32)
+        return np.ascontiguousarray(windows, dtype=np.float32)
+
+    def _output_names(self, outputs: list[str] | None) -> list[str]:
         names = outputs or self.output_names
         unknown = [n for n in names if n not in self.output_names]
         if unknown:
             raise ValueError(f"unknown model outputs {unknown}; the model has {self.output_names}")
-        results = self._session.run(names, {self.contract.input_name: windows})
-        return dict(zip(names, results, strict=True))
+        return list(names)
+
+    def _run(self, windows: np.ndarray, names: list[str], cache: np.ndarray | None,
+             fresh_from: int) -> list[np.ndarray]:
+        feeds = {self.contract.input_name: windows}
+        spec = self.contract.streaming
+        if spec is not None:
+            feeds[spec.cache_input] = self._zero_cache if cache is None else cache
+            feeds[spec.fresh_from_input] = np.array(fresh_from, np.int64)
+        return self._session.run(names, feeds)
+
+    def predict(self, windows: np.ndarray, outputs: list[str] | None = None) -> dict[str, np.ndarray]:
+        """Run the model on a batch of windows (each computed in full).
+
+        Parameters
+        ----------
+        windows
+            ``(batch, window_frames, n_mels)`` log-mel windows (float32; other float dtypes are
+            converted). A single ``(window_frames, n_mels)`` window is accepted as a batch of one.
+        outputs
+            Output names to compute (default: every output the contract describes).
+
+        Returns
+        -------
+        dict
+            Output name -> ``(batch, ...)`` float32 array.
+        """
+        windows = self._validate_windows(windows)
+        names = self._output_names(outputs)
+        return dict(zip(names, self._run(windows, names, None, 0), strict=True))
+
+    def predict_stream(self, windows: np.ndarray, end_frames: np.ndarray, caches: list[StreamCache],
+                       contiguous: np.ndarray | list[bool], outputs: list[str] | None = None
+                       ) -> dict[str, np.ndarray]:
+        """Like :meth:`predict`, reusing each stream's previous window where the model allows.
+
+        Parameters
+        ----------
+        windows
+            ``(n, window_frames, n_mels)``: one window per entry of ``caches``.
+        end_frames
+            Stream frame index (exclusive) where each window ends.
+        caches
+            Each window's stream state (updated in place). Windows of the same stream must come
+            in stream order.
+        contiguous
+            Whether each window is made of consecutive stream frames (False for repeat-padded
+            provisional windows: they neither use nor feed the cache).
+        outputs
+            As in :meth:`predict`.
+
+        Returns
+        -------
+        dict
+            Exactly what :meth:`predict` returns for these windows (to float rounding).
+        """
+        windows = self._validate_windows(windows)
+        names = self._output_names(outputs)
+        spec = self.contract.streaming
+        if len(caches) != len(windows) or len(end_frames) != len(windows) or len(contiguous) != len(windows):
+            raise ValueError("predict_stream needs one end frame, cache and contiguous flag per window")
+        if spec is None:
+            return self.predict(windows, names)
+        run_names = [*names, spec.cache_output] if spec.cache_output not in names else names
+        frames, context = self.window_frames, spec.context_frames
+        results: list[list[np.ndarray]] = []
+        for i, cache in enumerate(caches):  # one call per window: each may need the one before
+            hop = None if cache.end_frame is None else int(end_frames[i]) - cache.end_frame
+            reuse = bool(contiguous[i]) and cache.features is not None and hop is not None \
+                and 1 <= hop <= frames - 2 * context - 1
+            shifted, fresh_from = None, 0
+            if reuse:
+                shifted = cache.scratch
+                shifted[:, :, : frames - hop] = cache.features[:, :, hop:]
+                fresh_from = frames - context - hop
+            out = self._run(windows[i:i + 1], run_names, shifted, fresh_from)
+            features = out[run_names.index(spec.cache_output)]
+            if contiguous[i]:
+                cache.features = features
+                cache.end_frame = int(end_frames[i])
+                if cache.scratch is None:
+                    cache.scratch = np.zeros_like(features)
+            else:
+                cache.reset()
+            results.append(out[: len(names)])
+        return {name: np.concatenate([r[k] for r in results]) for k, name in enumerate(names)}
 
     def genre_scores(self, windows: np.ndarray) -> np.ndarray:
         """Scores of :attr:`labels` only, ``(batch, len(labels))``."""
@@ -192,11 +290,13 @@ class GenreModel:
 
 
 def _check_io(path: Path, session: Any, contract: ModelContract) -> None:
-    inputs = session.get_inputs()
-    if len(inputs) != 1 or inputs[0].name != contract.input_name:
-        raise ModelError(f"{path}: expected one input named {contract.input_name!r}, "
-                         f"found {[i.name for i in inputs]}")
-    shape = inputs[0].shape
+    inputs = {i.name: i for i in session.get_inputs()}
+    expected_inputs = [contract.input_name]
+    if contract.streaming is not None:
+        expected_inputs += [contract.streaming.cache_input, contract.streaming.fresh_from_input]
+    if sorted(inputs) != sorted(expected_inputs):
+        raise ModelError(f"{path}: expected inputs {expected_inputs}, found {sorted(inputs)}")
+    shape = inputs[contract.input_name].shape
     expected = [contract.window_frames, contract.mel_config.n_mels]
     if len(shape) != 3 or list(shape[1:]) != expected:
         raise ModelError(f"{path}: input shape {shape} does not match metadata (batch, {expected[0]}, {expected[1]})")
@@ -208,6 +308,8 @@ def _check_io(path: Path, session: Any, contract: ModelContract) -> None:
         size = len(spec.labels) or spec.size
         if isinstance(width, int) and size is not None and width != size:
             raise ModelError(f"{path}: output {name!r} has {width} units but metadata describes {size}")
+    if contract.streaming is not None and contract.streaming.cache_output not in graph_outputs:
+        raise ModelError(f"{path}: metadata names cache output {contract.streaming.cache_output!r} the graph lacks")
 
 
 def default_threads() -> int:

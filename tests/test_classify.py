@@ -29,8 +29,8 @@ def replay_block_by_block(path, model, seed: int):
     """The same file pushed through the live stages in random, hop-unaligned block sizes."""
     cfg = model.mel_config
     audio = decode_file(path, cfg.sample_rate)
-    mel, windower, scorer = StreamingMel(cfg), MelWindower(model.window_frames, cfg.n_mels, model.window_frames), \
-        WindowScorer(model)
+    mel, windower = StreamingMel(cfg), MelWindower(model.window_frames, cfg.n_mels, model.window_frames)
+    scorer = WindowScorer(model)
     rng = np.random.default_rng(seed)
     results, position = [], 0
     while position < len(audio):
@@ -67,9 +67,16 @@ def test_windows_tile_the_file_and_short_files_get_one_provisional_window(model,
     assert short.genre in model.labels and 0 < short.confidence <= 1
 
 
-def test_overlapping_hop_gives_more_windows(model, music_fixtures):
-    result = classify_file(music_fixtures / "TRWJAZW128F42760DD_test.mp3", model, hop_seconds=1.0)
+def test_overlapping_hop_reuses_work_and_gives_the_full_computation(model, music_fixtures):
+    path = music_fixtures / "TRWJAZW128F42760DD_test.mp3"
+    result = classify_file(path, model, hop_seconds=1.0)  # incremental: 62-frame hop < 187-frame window
     assert len(result.windows) > 20
+    cfg = model.mel_config
+    mel = StreamingMel(cfg).process(decode_file(path, cfg.sample_rate))
+    batch = MelWindower(model.window_frames, cfg.n_mels, round(1.0 * cfg.sample_rate / cfg.hop_length)).process(mel)
+    full = WindowScorer(model).score(batch.windows, batch.end_frames, batch.provisional)  # no reuse
+    assert [w.end for w in full] == [w.end for w in result.windows]
+    np.testing.assert_allclose([w.scores for w in full], [w.scores for w in result.windows], atol=2e-5)
 
 
 def test_too_short_file_is_a_clear_error(model, tmp_path):

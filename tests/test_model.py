@@ -163,3 +163,35 @@ def test_contract_round_trips(ported):
     contract = ported["MTT"].contract
     assert parse_contract(contract.to_json()) == contract
     assert "classical" in contract.genre_labels and "piano" not in contract.genre_labels
+
+
+def test_incremental_stream_inference_equals_full_windows(ported):
+    """Reusing the previous window's timbral features gives the full computation's outputs."""
+    from streamgenre.model import StreamCache
+
+    model = ported["MSD"]
+    assert model.streaming is not None and model.streaming.context_frames == 3
+    frames = np.load(require_shared("musicnn_ref", "jazz.00000.npz"))["patches"].reshape(-1, 96)
+    window = model.window_frames
+    cache = StreamCache()
+    ends, hops = [], [31, 31, 7, 1, 180, 60, 31]  # 180 > window - 7: no reuse possible, recomputed
+    end = window
+    for hop in [0, *hops]:
+        end += hop
+        ends.append(end)
+    for i, end in enumerate(ends):
+        win = frames[end - window:end][None]
+        streamed = model.predict_stream(win, np.array([end]), [cache], [True])
+        full = model.predict(win)
+        for name in ("tags", "embedding", "max_pool"):
+            np.testing.assert_allclose(streamed[name], full[name], atol=2e-5, rtol=1e-5, err_msg=f"{name} #{i}")
+    # a provisional (repeat-padded) window neither uses nor feeds the cache
+    model.predict_stream(frames[:window][None], np.array([window]), [cache], [False])
+    assert cache.features is None and cache.end_frame is None
+    # several streams in one call
+    caches = [StreamCache(), StreamCache()]
+    wins = np.stack([frames[:window], frames[100:100 + window]])
+    both = model.predict_stream(wins, np.array([window, window + 100]), caches, [True, True])
+    np.testing.assert_allclose(both["tags"], model.predict(wins)["tags"], atol=2e-5)
+    with pytest.raises(ValueError, match="one end frame"):
+        model.predict_stream(wins, np.array([1]), caches, [True, True])

@@ -205,7 +205,7 @@ def load_features(dataset: Dataset, cfg: MelConfig, min_frames: int, cache: str 
             keep.append(index)
             mels.append(audio.mel)
         else:
-            log.warning("skipping %s: %s", clip.path, reason)
+            log.debug("skipping %s: %s", clip.path, reason)
             skipped.append((str(clip.path), reason))
         if progress is not None:
             progress(index, clip)

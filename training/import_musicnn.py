@@ -20,14 +20,23 @@ from pathlib import Path
 
 import numpy as np
 
-from streamgenre.contract import ModelContract, OutputSpec
+from streamgenre.contract import ModelContract, OutputSpec, StreamingSpec
 from streamgenre.features import MelConfig
-from training.musicnn_port import Musicnn, load_musicnn_weights
+from training.musicnn_port import (
+    TIMBRAL_CONTEXT,
+    TIMBRAL_FILTERS,
+    TIMBRAL_HEIGHTS,
+    Musicnn,
+    StreamingMusicnn,
+    load_musicnn_weights,
+)
 from training.tf_checkpoint import CheckpointReader
 
 MUSICNN_MEL = MelConfig(sample_rate=16000, n_fft=512, hop_length=256, n_mels=96, log="log10p", log_scale=10000.0)
 WINDOW_FRAMES = 187
-OUTPUT_NAMES = ["tags", "embedding", "max_pool", "mean_pool"]
+OUTPUT_NAMES = ["tags", "embedding", "max_pool", "mean_pool", "timbral"]
+STREAMING = StreamingSpec(cache_input="timbral_cache", fresh_from_input="fresh_from", cache_output="timbral",
+                          channels=len(TIMBRAL_HEIGHTS) * TIMBRAL_FILTERS, context_frames=TIMBRAL_CONTEXT)
 
 MSD_TAGS = ['rock', 'pop', 'alternative', 'indie', 'electronic', 'female vocalists', 'dance', '00s',
             'alternative rock', 'jazz', 'beautiful', 'metal', 'chillout', 'male vocalists', 'classic rock', 'soul',
@@ -89,7 +98,7 @@ def build_contract(key: str, parameters: int) -> ModelContract:
     }
     return ModelContract(name=name, input_name="mel", window_frames=WINDOW_FRAMES, mel_config=MUSICNN_MEL,
                          outputs=outputs, genre_output="tags", genre_labels=tuple(genres), tag_output="tags",
-                         provenance=provenance)
+                         provenance=provenance, streaming=STREAMING)
 
 
 def check_against_reference(path: Path, key: str, reference_dir: Path) -> dict[str, float]:
@@ -129,8 +138,9 @@ def main(argv: list[str] | None = None) -> int:
     source = args.musicnn_dir or find_musicnn_dir()
     for key, (name, *_rest) in MODELS.items():
         weights = read_weights(source / key)
-        torch_model = Musicnn().eval()
-        load_musicnn_weights(torch_model, weights)
+        backbone = Musicnn().eval()
+        load_musicnn_weights(backbone, weights)
+        torch_model = StreamingMusicnn(backbone).eval()
         parameters = int(sum(w.size for w in weights.values()))
         path = export_with_contract(torch_model, build_contract(key, parameters), OUTPUT_NAMES,
                                     args.out / f"{name}.onnx")

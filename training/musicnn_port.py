@@ -66,7 +66,10 @@ class FrontendBlock(nn.Module):
         self.time_padding = time_padding
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.pad(x, (0, 0, *self.time_padding))
+        return self.unpadded(F.pad(x, (0, 0, *self.time_padding)))
+
+    def unpadded(self, x: torch.Tensor) -> torch.Tensor:
+        """The block on input the caller already padded (or cut) along time: 'valid' convolution."""
         y = F.relu(self.conv(x))
         hi = y.amax(dim=3)
         lo = y.amin(dim=3)
@@ -111,7 +114,16 @@ class Musicnn(nn.Module):
     def embed(self, patches: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(embedding, max_pool, mean_pool)`` of ``(batch, frames, 96)`` log-mel patches."""
         x = self.input_bn(patches.unsqueeze(1))  # (B, 1, T, 96)
-        front = torch.cat([block(x) for block in [*self.timbral, *self.temporal]], dim=1)  # (B, 561, T)
+        timbral = torch.cat([block(x) for block in self.timbral], dim=1)  # (B, 408, T)
+        return self.embed_with_timbral(x, timbral)
+
+    def timbral_valid(self, padded: torch.Tensor) -> torch.Tensor:
+        """Timbral features of normalised input already padded/cut along time: ``(B, 408, T - 6)``."""
+        return torch.cat([block.unpadded(padded) for block in self.timbral], dim=1)
+
+    def embed_with_timbral(self, x: torch.Tensor, timbral: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """The rest of the network given normalised input ``x`` (B, 1, T, 96) and its timbral features."""
+        front = torch.cat([timbral, *[block(x) for block in self.temporal]], dim=1)  # (B, 561, T)
         features = [front]
         h = front
         for index, (conv, bn) in enumerate(zip(self.midend, self.midend_bn, strict=True)):
@@ -178,3 +190,46 @@ def load_musicnn_weights(model: Musicnn, weights: Mapping[str, np.ndarray]) -> N
         model.dense_bn.load(*bn(10))
         put(model.output.weight, weights["dense_1/kernel"].T)
         put(model.output.bias, weights["dense_1/bias"])
+
+
+TIMBRAL_CONTEXT = 3  # frames of context each side of a timbral feature (7-frame kernels)
+
+
+class StreamingMusicnn(nn.Module):
+    """musicnn (optionally with a head on its embedding) that can reuse the timbral features of the
+    previous, overlapping window.
+
+    The timbral convolutions (7-frame kernels, 80 % of musicnn's arithmetic) see only three frames
+    of context each side, so a frame's timbral features are the same in every window in which it
+    has real context on both sides. Inputs: ``mel`` ``(B, T, 96)``; ``timbral_cache``
+    ``(B or 1, 408, T)``: the previous window's timbral output shifted so that column ``i`` belongs
+    to frame ``i`` of this window; ``fresh_from`` (int64 scalar): columns ``[3, fresh_from)`` are
+    taken from the cache, the rest computed. ``fresh_from = 0`` computes everything (offline use);
+    for a stream advancing ``h`` frames per window it can be ``T - 3 - h``. The first and last three
+    frames, which see the window's zero padding, are always computed, so the result is exactly the
+    full-window model's. Outputs: the wrapped outputs followed by ``timbral`` (B, 408, T) for the
+    next call's cache.
+    """
+
+    def __init__(self, backbone: Musicnn, head: nn.Module | None = None) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.head = head
+
+    def forward(self, mel: torch.Tensor, timbral_cache: torch.Tensor, fresh_from: torch.Tensor
+                ) -> tuple[torch.Tensor, ...]:
+        c = TIMBRAL_CONTEXT
+        x = self.backbone.input_bn(mel.unsqueeze(1))
+        padded = F.pad(x, (0, 0, c, c))
+        frames = mel.shape[1]
+        start = torch.clamp(fresh_from, c, frames - c)
+        left = self.backbone.timbral_valid(padded[:, :, : 3 * c])  # frames 0..c-1
+        right = self.backbone.timbral_valid(padded[:, :, start:])  # frames start..T-1
+        cached = timbral_cache[:, :, c:start].expand(mel.shape[0], -1, -1)
+        timbral = torch.cat([left, cached, right], dim=2)
+        embedding, max_pool, mean_pool = self.backbone.embed_with_timbral(x, timbral)
+        tags = torch.sigmoid(self.backbone.output(embedding))
+        outputs = (tags, embedding, max_pool, mean_pool)
+        if self.head is not None:
+            outputs = (self.head(embedding), *outputs)
+        return (*outputs, timbral)

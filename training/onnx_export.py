@@ -20,8 +20,9 @@ def export_with_contract(module: torch.nn.Module, contract: ModelContract, outpu
     Parameters
     ----------
     module
-        Inference-mode module taking ``(batch, window_frames, n_mels)`` and returning a tuple of
-        tensors in the order of ``output_names``.
+        Inference-mode module taking ``(batch, window_frames, n_mels)`` (plus, for a contract with a
+        streaming section, the cache and fresh-from inputs) and returning a tuple of tensors in the
+        order of ``output_names``.
     contract
         The metadata to embed; it is re-parsed before writing, so an invalid contract never ships.
     output_names
@@ -35,14 +36,29 @@ def export_with_contract(module: torch.nn.Module, contract: ModelContract, outpu
         raise ValueError(f"contract describes outputs the module does not produce: {missing}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    example = torch.zeros(1, contract.window_frames, contract.mel_config.n_mels)
-    module = module.eval()
+    example: tuple[torch.Tensor, ...] = (torch.zeros(1, contract.window_frames, contract.mel_config.n_mels),)
+    input_names = [contract.input_name]
     dynamic = {contract.input_name: {0: "batch"}} | {name: {0: "batch"} for name in output_names}
+    spec = contract.streaming
+    if spec is not None:
+        if spec.cache_output not in output_names:
+            raise ValueError(f"streaming model must output its cache {spec.cache_output!r}")
+        example += (torch.zeros(1, spec.channels, contract.window_frames), torch.tensor(0, dtype=torch.int64))
+        input_names += [spec.cache_input, spec.fresh_from_input]
+        dynamic[spec.cache_input] = {0: "cache_batch"}
+    module = module.eval()
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
-        torch.onnx.export(module, (example,), str(path), input_names=[contract.input_name],
+        torch.onnx.export(module, example, str(path), input_names=input_names,
                           output_names=output_names, dynamic_axes=dynamic, opset_version=OPSET, dynamo=False)
-    model = onnx.load(str(path))
+    return save_with_contract(onnx.load(str(path)), contract, path)
+
+
+def save_with_contract(model: onnx.ModelProto, contract: ModelContract, path: str | Path) -> Path:
+    """Replace the metadata of ``model`` with ``contract``, check the graph and write it to ``path``."""
+    parse_contract(contract.to_json())
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     del model.metadata_props[:]
     entry = model.metadata_props.add()
     entry.key, entry.value = METADATA_KEY, contract.to_json()

@@ -1,0 +1,1 @@
+"""Benchmarks of streamgenre's pipeline stages (run as ``python -m bench.<name>``)."""
