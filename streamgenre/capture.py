@@ -33,6 +33,7 @@ STALL_TIMEOUT_S = 5.0
 
 NO_INPUT_HINT = (
     "connect a microphone or line-in and pick it with --device (see `streamgenre devices`), "
+    "listen to a radio stream with `streamgenre live --url URL`, "
     "or run the live pipeline over a file with `streamgenre file PATH`"
 )
 

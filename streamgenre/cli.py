@@ -1,4 +1,6 @@
-"""Command line: ``streamgenre classify | info | live | file | devices`` (and ``python -m streamgenre``).
+"""Command line: ``streamgenre classify | info | live | file | devices | monitor | report``.
+
+(Also ``python -m streamgenre``.)
 
 Every user-facing error is one line on stderr and a non-zero exit code, never a traceback.
 """
@@ -53,6 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
                           description="Classify the audio of an input device in real time.")
     live.add_argument("--device", metavar="D", default=None,
                       help="input device: index, part of its name, or 'default' (see `streamgenre devices`)")
+    live.add_argument("--url", metavar="URL", default=None,
+                      help="listen to an HTTP radio stream (Icecast/Shoutcast: MP3, AAC, Ogg) instead of a device")
     _add_stream_options(live)
 
     file = sub.add_parser("file", help="run the live pipeline over an audio file",
@@ -63,7 +67,48 @@ def build_parser() -> argparse.ArgumentParser:
 
     devices = sub.add_parser("devices", help="list audio input devices (the default is marked *)")
     devices.add_argument("--json", action="store_true", help="one JSON object per device")
+    _add_monitor_parser(sub)
+    report = sub.add_parser("report", help="genre share per feed (and a timeline plot) from monitor logs",
+                            description="Summarise the segment lines of `streamgenre monitor --log` files.")
+    report.add_argument("logs", nargs="+", metavar="LOG", help="JSONL logs (rotated files too)")
+    report.add_argument("--plot", metavar="PNG", help="write a timeline plot (one lane per feed)")
+    report.add_argument("--feed", action="append", metavar="NAME", help="only this feed (repeatable)")
+    report.add_argument("--json", action="store_true", help="one JSON object per feed")
     return parser
+
+
+def _add_monitor_parser(sub: argparse._SubParsersAction) -> None:
+    monitor = sub.add_parser(
+        "monitor", help="classify many radio feeds in the background; log genre segments",
+        description="Monitor HTTP radio feeds (URL or NAME=URL) with one shared model: JSONL segment log, "
+                    "Prometheus metrics, reconnects. Stops on SIGTERM/SIGINT or after --duration.")
+    monitor.add_argument("urls", nargs="*", metavar="URL", help="stream URL, or NAME=URL")
+    monitor.add_argument("--feeds", metavar="FILE", help="file with one URL or NAME=URL per line")
+    monitor.add_argument("--log", metavar="PATH", help="JSONL log of segments and events (all feeds)")
+    monitor.add_argument("--log-max-mb", type=float, default=100.0, metavar="MB",
+                         help="rotate the log at this size (default 100)")
+    monitor.add_argument("--log-keep", type=int, default=30, metavar="N", help="rotated logs kept (default 30)")
+    monitor.add_argument("--no-daily-rotation", action="store_true", help="do not rotate the log at midnight")
+    monitor.add_argument("--metrics-port", type=int, default=None, metavar="PORT",
+                         help="serve Prometheus metrics on this port (0: any free port)")
+    monitor.add_argument("--metrics-host", default="127.0.0.1", metavar="HOST",
+                         help="address the metrics server binds (default 127.0.0.1)")
+    monitor.add_argument("--hop", type=float, default=1.5, metavar="S",
+                         help="seconds between estimates per feed (default 1.5)")
+    monitor.add_argument("--smoothing", type=float, default=None, metavar="S",
+                         help="smoothing time constant (default 2 s)")
+    monitor.add_argument("--min-segment", type=float, default=None, metavar="S",
+                         help="a genre is shown at least this long (default 4 s)")
+    monitor.add_argument("--duration", type=float, default=None, metavar="S",
+                         help="stop after S wall-clock seconds (default: until SIGTERM/Ctrl-C)")
+    monitor.add_argument("--stall-timeout", type=float, default=10.0, metavar="S",
+                         help="no audio for S seconds is a stall: reconnect (default 10)")
+    monitor.add_argument("--connect-timeout", type=float, default=5.0, metavar="S",
+                         help="seconds to connect and get the response headers (default 5)")
+    monitor.add_argument("--max-backoff", type=float, default=4.0, metavar="S",
+                         help="longest wait between reconnects (default 4)")
+    monitor.add_argument("--no-ui", action="store_true", help="plain log lines instead of the status table")
+    _add_model_options(monitor)
 
 
 def _add_stream_options(parser: argparse.ArgumentParser) -> None:
@@ -184,8 +229,22 @@ def cmd_devices(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def cmd_monitor(args: argparse.Namespace) -> int:
+    """``streamgenre monitor`` (see :mod:`streamgenre.monitor`)."""
+    from streamgenre.monitor import cmd_monitor as run
+
+    return run(args)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """``streamgenre report`` (see :mod:`streamgenre.report`)."""
+    from streamgenre.report import cmd_report as run
+
+    return run(args)
+
+
 COMMANDS = {"classify": cmd_classify, "info": cmd_info, "live": cmd_live, "file": cmd_file,
-            "devices": cmd_devices}
+            "devices": cmd_devices, "monitor": cmd_monitor, "report": cmd_report}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

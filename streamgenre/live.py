@@ -166,13 +166,23 @@ def _ui_wanted(args: argparse.Namespace) -> bool:
 
 
 def cmd_live(args: argparse.Namespace) -> int:
-    """``streamgenre live``: listen to an input device."""
+    """``streamgenre live``: listen to an input device (or, with ``--url``, an HTTP radio stream)."""
     from streamgenre.capture import Capture
 
     check_options(args)
-    capture = Capture(args.device, block_seconds=BLOCK_SECONDS)  # resolves the device: fails fast
-    model = _load_model(args)
-    engine = Engine(model, capture, hop_seconds=args.hop, block_seconds=BLOCK_SECONDS, max_seconds=args.duration)
+    if getattr(args, "url", None) is not None:
+        from streamgenre.monitor import parse_feeds
+        from streamgenre.radio import RadioSource
+
+        if args.device is not None:
+            raise ConfigError("--url and --device exclude each other: give one input")
+        parse_feeds([args.url])  # a bad URL fails before the model loads
+        model = _load_model(args)
+        source: Any = RadioSource(args.url, model.mel_config.sample_rate, block_seconds=BLOCK_SECONDS)
+    else:
+        source = Capture(args.device, block_seconds=BLOCK_SECONDS)  # resolves the device: fails fast
+        model = _load_model(args)
+    engine = Engine(model, source, hop_seconds=args.hop, block_seconds=BLOCK_SECONDS, max_seconds=args.duration)
     wall = None if args.duration is None else args.duration + START_SLACK_S
     return run_engine(engine, ui=_ui_wanted(args), as_json=args.json, lossless=False, wall_limit=wall)
 
