@@ -100,11 +100,24 @@ class WindowScorer:
         if contract.tag_output and contract.tag_output != contract.genre_output:
             self._outputs.append(contract.tag_output)
 
-    def score(self, windows: np.ndarray, end_frames: np.ndarray, provisional: np.ndarray) -> list[WindowResult]:
-        """Run the model on a batch of windows and label each one."""
+    @property
+    def cache(self) -> StreamCache | None:
+        """This stream's model cache (None when its windows cannot share work)."""
+        return self._cache
+
+    def score(self, windows: np.ndarray, end_frames: np.ndarray, provisional: np.ndarray,
+              caches: list[StreamCache] | None = None) -> list[WindowResult]:
+        """Run the model on a batch of windows and label each one.
+
+        ``caches`` (one per window) lets windows of several streams, each with its own cache,
+        share one call (the monitor's batched inference); by default the scorer's own stream.
+        """
         if len(windows) == 0:
             return []
-        out = self._predict(windows, end_frames, provisional)
+        if caches is not None and self.model.streaming is not None:
+            out = self.model.predict_stream(windows, end_frames, caches, ~provisional, self._outputs)
+        else:
+            out = self._predict(windows, end_frames, provisional)
         contract = self.model.contract
         genre_scores = out[contract.genre_output][:, list(contract.genre_indices)]
         tags = out.get(contract.tag_output) if contract.tag_output else None

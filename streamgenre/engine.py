@@ -34,7 +34,7 @@ import numpy as np
 from streamgenre.classify import WindowResult, WindowScorer
 from streamgenre.errors import ConfigError, StreamgenreError
 from streamgenre.features import StreamingMel, warmup
-from streamgenre.model import GenreModel
+from streamgenre.model import GenreModel, StreamCache
 from streamgenre.resample import Resampler
 from streamgenre.smoother import SmoothedEstimate, Smoother, SmootherConfig
 from streamgenre.sources import FileSource
@@ -287,6 +287,11 @@ class Engine:
     def snapshot(self) -> Snapshot:
         """The latest published state (never blocks)."""
         return self._snapshot
+
+    @property
+    def stream_cache(self) -> StreamCache | None:
+        """This stream's model cache, for callers that batch several engines' windows."""
+        return self._scorer.cache
 
     @property
     def audio_seconds(self) -> float:

@@ -235,7 +235,8 @@ class GenreModel:
             Stream frame index (exclusive) where each window ends.
         caches
             Each window's stream state (updated in place). Windows of the same stream must come
-            in stream order.
+            in stream order. Windows of different streams that can reuse the same amount of work
+            run as one batch.
         contiguous
             Whether each window is made of consecutive stream frames (False for repeat-padded
             provisional windows: they neither use nor feed the cache).
@@ -256,27 +257,39 @@ class GenreModel:
             return self.predict(windows, names)
         run_names = [*names, spec.cache_output] if spec.cache_output not in names else names
         frames, context = self.window_frames, spec.context_frames
-        results: list[list[np.ndarray]] = []
-        for i, cache in enumerate(caches):  # one call per window: each may need the one before
+        if len({id(c) for c in caches}) < len(caches):  # a stream twice: each window needs the one before
+            parts = [self.predict_stream(windows[i:i + 1], end_frames[i:i + 1], [c], [contiguous[i]], names)
+                     for i, c in enumerate(caches)]
+            return {name: np.concatenate([p[name] for p in parts]) for name in names}
+        groups: dict[int, list[int]] = {}  # fresh_from -> window indices, each group one batched call
+        shifted: list[np.ndarray | None] = []
+        for i, cache in enumerate(caches):
             hop = None if cache.end_frame is None else int(end_frames[i]) - cache.end_frame
-            reuse = bool(contiguous[i]) and cache.features is not None and hop is not None \
-                and 1 <= hop <= frames - 2 * context - 1
-            shifted, fresh_from = None, 0
-            if reuse:
-                shifted = cache.scratch
-                shifted[:, :, : frames - hop] = cache.features[:, :, hop:]
-                fresh_from = frames - context - hop
-            out = self._run(windows[i:i + 1], run_names, shifted, fresh_from)
-            features = out[run_names.index(spec.cache_output)]
-            if contiguous[i]:
-                cache.features = features
-                cache.end_frame = int(end_frames[i])
+            fresh_from, previous = 0, None
+            if contiguous[i] and cache.features is not None and hop is not None and \
+                    1 <= hop <= frames - 2 * context - 1:
                 if cache.scratch is None:
-                    cache.scratch = np.zeros_like(features)
-            else:
-                cache.reset()
-            results.append(out[: len(names)])
-        return {name: np.concatenate([r[k] for r in results]) for k, name in enumerate(names)}
+                    cache.scratch = np.zeros_like(cache.features)
+                previous = cache.scratch
+                previous[:, :, : frames - hop] = cache.features[:, :, hop:]
+                fresh_from = frames - context - hop
+            shifted.append(previous)
+            groups.setdefault(fresh_from, []).append(i)
+        results: list[np.ndarray] = [np.empty(0)] * len(names)
+        rows: dict[int, tuple[np.ndarray, ...]] = {}
+        for fresh_from, members in groups.items():
+            cache_in = None if fresh_from == 0 else np.concatenate([shifted[i] for i in members])
+            out = self._run(windows[members], run_names, cache_in, fresh_from)
+            features = out[run_names.index(spec.cache_output)]
+            for row, i in enumerate(members):
+                rows[i] = tuple(o[row:row + 1] for o in out[: len(names)])
+                if contiguous[i]:
+                    caches[i].features = features[row:row + 1].copy()
+                    caches[i].end_frame = int(end_frames[i])
+                else:
+                    caches[i].reset()
+        results = [np.concatenate([rows[i][k] for i in range(len(caches))]) for k in range(len(names))]
+        return dict(zip(names, results, strict=True))
 
     def genre_scores(self, windows: np.ndarray) -> np.ndarray:
         """Scores of :attr:`labels` only, ``(batch, len(labels))``."""
