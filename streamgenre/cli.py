@@ -25,7 +25,8 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", metavar="FILE", help="ONNX model with streamgenre metadata (default: bundled)")
     parser.add_argument("--provider", choices=("auto", "cpu", "cuda"), default="auto",
                         help="execution provider (default: auto = CUDA when a GPU is usable)")
-    parser.add_argument("--threads", type=int, default=None, help="inference threads (default: cores, max 4)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="inference threads (default: 1 for live/file, else the cores, at most 4)")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -42,7 +42,9 @@ def check_options(args: argparse.Namespace) -> None:
 def _load_model(args: argparse.Namespace) -> Any:
     from streamgenre.model import load_model
 
-    return load_model(args.model, provider=args.provider, threads=args.threads)
+    # One inference thread by default: live work is one small window per hop, and a second thread
+    # mostly adds CPU time (measured in bench/: ~2.5x the CPU share for no latency gain).
+    return load_model(args.model, provider=args.provider, threads=1 if args.threads is None else args.threads)
 
 
 def format_line(snap: Snapshot) -> str:

@@ -60,6 +60,8 @@ def _session_options(threads: int) -> Any:
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3  # errors only: no warning spam on CPU-only machines
+    # Idle pool threads sleep instead of spinning: a real-time stream must not burn a core between windows.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return options
 
 
