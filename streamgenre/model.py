@@ -21,7 +21,7 @@ from streamgenre.features import MelConfig
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MODEL = "msd_musicnn.onnx"
+DEFAULT_MODEL = "gtzan_musicnn.onnx"
 PROVIDERS = ("auto", "cpu", "cuda")
 
 
