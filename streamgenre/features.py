@@ -197,6 +197,8 @@ class MelConfig:
 
 
 def _window(name: str, n_fft: int) -> np.ndarray:
+    if name in ("hann", "hanning"):  # the common case without importing librosa/scipy (~1 s at start-up)
+        return 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n_fft) / n_fft)
     import librosa
 
     try:
@@ -221,26 +223,52 @@ def _use_float32(cfg: MelConfig, use_fft: bool, max_weight: float) -> bool:
     return math.sqrt(cfg.log_scale * max_weight * cfg.n_fft / 512) <= _F32_BOUND
 
 
+def _hz_to_mel(hz: np.ndarray, htk: bool) -> np.ndarray:
+    if htk:
+        return 2595.0 * np.log10(1.0 + hz / 700.0)
+    f_sp, min_log_hz = 200.0 / 3, 1000.0
+    min_log_mel, logstep = min_log_hz / f_sp, np.log(6.4) / 27.0
+    return np.where(hz >= min_log_hz, min_log_mel + np.log(np.maximum(hz, 1e-10) / min_log_hz) / logstep, hz / f_sp)
+
+
+def _mel_to_hz(mel: np.ndarray, htk: bool) -> np.ndarray:
+    if htk:
+        return 700.0 * (10.0 ** (mel / 2595.0) - 1.0)
+    f_sp, min_log_hz = 200.0 / 3, 1000.0
+    min_log_mel, logstep = min_log_hz / f_sp, np.log(6.4) / 27.0
+    return np.where(mel >= min_log_mel, min_log_hz * np.exp(logstep * (mel - min_log_mel)), f_sp * mel)
+
+
+def mel_basis(cfg: MelConfig) -> np.ndarray:
+    """The mel filterbank ``(n_mels, n_fft // 2 + 1)`` float32, as ``librosa.filters.mel`` makes it.
+
+    Computed here with numpy (same formulas, same float32 rounding) so that start-up does not
+    import librosa; ``tests/test_features.py`` checks it equals librosa's for many configs.
+    """
+    fmax = cfg.sample_rate / 2 if cfg.fmax is None else cfg.fmax
+    fft_freqs = np.fft.rfftfreq(n=cfg.n_fft, d=1.0 / cfg.sample_rate)
+    edges = np.array([cfg.fmin, fmax], dtype=np.float64)
+    lo, hi = _hz_to_mel(edges, cfg.htk)
+    mel_f = _mel_to_hz(np.linspace(lo, hi, cfg.n_mels + 2), cfg.htk)
+    fdiff = np.diff(mel_f)
+    ramps = np.subtract.outer(mel_f, fft_freqs)
+    weights = np.zeros((cfg.n_mels, cfg.n_bins), dtype=np.float32)
+    for i in range(cfg.n_mels):
+        weights[i] = np.maximum(0, np.minimum(-ramps[i] / fdiff[i], ramps[i + 2] / fdiff[i + 1]))
+    if cfg.norm == "slaney":
+        weights *= (2.0 / (mel_f[2:cfg.n_mels + 2] - mel_f[:cfg.n_mels]))[:, np.newaxis]
+    return weights
+
+
 class _Plan:
     """Immutable tables of one config packed into a template workspace (see ``_melkernels``)."""
 
     def __init__(self, cfg: MelConfig) -> None:
-        import librosa
-
         n_fft = cfg.n_fft
         n_bins = cfg.n_bins
         use_fft = n_fft >= 8 and n_fft & (n_fft - 1) == 0
         half = n_fft // 2 if use_fft else 0
-        basis = librosa.filters.mel(
-            sr=cfg.sample_rate,
-            n_fft=n_fft,
-            n_mels=cfg.n_mels,
-            fmin=cfg.fmin,
-            fmax=cfg.fmax,
-            htk=cfg.htk,
-            norm=cfg.norm,
-            dtype=np.float32,  # librosa's default: use the very same weights
-        )
+        basis = mel_basis(cfg)
         rows, cols = np.nonzero(basis)
         indptr = np.searchsorted(rows, np.arange(cfg.n_mels + 1))
         self.float32 = _use_float32(cfg, use_fft, float(basis.max(initial=0.0)))

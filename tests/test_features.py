@@ -504,3 +504,17 @@ def test_warmup_is_idempotent() -> None:
     warmup()
     StreamingMel.warmup()
     assert StreamingMel(MUSICNN).process(np.zeros(512, np.float32)).shape == (1, 96)
+
+
+@pytest.mark.parametrize(("sr", "n_fft", "n_mels", "fmin", "fmax", "htk", "norm"), [
+    (16000, 512, 96, 0.0, None, False, "slaney"), (22050, 2048, 128, 0.0, None, False, "slaney"),
+    (44100, 1024, 40, 50.0, 8000.0, True, None), (8000, 256, 32, 20.0, None, True, "slaney"),
+    (16000, 400, 80, 0.0, 7600.0, False, None),
+])
+def test_mel_basis_is_librosas_without_importing_it(sr, n_fft, n_mels, fmin, fmax, htk, norm):
+    from streamgenre.features import mel_basis
+
+    cfg = MelConfig(sample_rate=sr, n_fft=n_fft, hop_length=128, n_mels=n_mels, fmin=fmin, fmax=fmax, htk=htk,
+                    norm=norm)
+    expected = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax, htk=htk, norm=norm)
+    np.testing.assert_array_equal(mel_basis(cfg), expected)
