@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 @dataclass
@@ -49,6 +50,61 @@ def machine_info() -> dict[str, Any]:
     return {"platform": platform.platform(), "cpu": cpu, "cores": os.cpu_count(),
             "python": platform.python_version(), "numpy": np.__version__, "numba": numba.__version__,
             "onnxruntime": onnxruntime.__version__, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+
+
+def shared_data_dir() -> Path:
+    """``$STREAMGENRE_SHARED_DATA`` or ``../shared/data`` beside the repository."""
+    override = os.environ.get("STREAMGENRE_SHARED_DATA")
+    return Path(override) if override else REPO_ROOT.parent / "shared" / "data"
+
+
+def gtzan_clips(limit: int | None = None) -> list[Path]:
+    """The GTZAN clips of the shared data, genres interleaved (blues.00000, classical.00000, ...).
+
+    Raises
+    ------
+    FileNotFoundError
+        The shared data set is absent (benchmarks of real audio cannot run without it).
+    """
+    root = shared_data_dir() / "gtzan"
+    clips = sorted(root.glob("*/*.flac"), key=lambda p: (p.stem.split(".")[-1], p.stem))
+    if not clips:
+        raise FileNotFoundError(f"no GTZAN clips under {root} (place the shared data set at ../shared/data)")
+    return clips if limit is None else clips[:limit]
+
+
+def _proc_status_mb(key: str) -> float | None:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) / 1024.0
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def rss_mb() -> float | None:
+    """Resident set size of this process in MiB (None where /proc is unavailable)."""
+    return _proc_status_mb("VmRSS")
+
+
+def peak_rss_mb() -> float | None:
+    """Peak resident set size since start or the last :func:`reset_peak_rss` (MiB)."""
+    return _proc_status_mb("VmHWM")
+
+
+def reset_peak_rss() -> bool:
+    """Reset the kernel's peak-RSS mark (Linux ``clear_refs``); False where unsupported."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+def loadavg() -> float | None:
+    """1-minute load average (these machines are shared: note it beside timings)."""
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else None
 
 
 def time_call(fn: Callable[[], object], repeats: int, warmup: int = 3) -> np.ndarray:

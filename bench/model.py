@@ -25,14 +25,15 @@ BATCHES = (1, 8, 32)
 TARGET_SPEEDUP = 3.0
 
 
-def onnx_per_window(model_path: str | None, provider: str, threads: int, repeats: int) -> dict[int, float]:
-    """Median seconds per window at each batch size."""
+def onnx_per_window(model_path: str | None, provider: str, threads: int, repeats: int,
+                    min_repeats: int = 8) -> dict[int, float]:
+    """Median seconds per window at each batch size (``max(min_repeats, repeats // batch)`` calls each)."""
     model = load_model(model_path, provider=provider, threads=threads)
     rng = np.random.default_rng(0)
     out = {}
     for batch in BATCHES:
         windows = rng.random((batch, model.window_frames, model.mel_config.n_mels), dtype=np.float32) * 3
-        samples = time_call(lambda w=windows: model.predict(w), max(8, repeats // batch))
+        samples = time_call(lambda w=windows: model.predict(w), max(min_repeats, repeats // batch))
         out[batch] = float(np.median(samples)) / batch
     return out
 
@@ -60,12 +61,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=64)
     parser.add_argument("--tf-python", default=sys.executable, help="interpreter with TensorFlow + tf_keras")
+    parser.add_argument("--min-repeats", type=int, default=8, help="timed calls per batch size at least")
+    parser.add_argument("--no-tf", action="store_true", help="skip the TensorFlow comparator (quick runs)")
     parser.add_argument("--json", type=Path, default=RESULTS_DIR / "model.json")
     args = parser.parse_args(argv)
 
     rows: list[Row] = []
-    tf_times = tensorflow_per_window(args.tf_python, args.threads)
-    cpu = onnx_per_window(args.model, "cpu", args.threads, args.repeats)
+    tf_times = None if args.no_tf else tensorflow_per_window(args.tf_python, args.threads)
+    cpu = onnx_per_window(args.model, "cpu", args.threads, args.repeats, max(1, args.min_repeats))
     for batch, seconds in cpu.items():
         rows.append(Row(f"ONNX port, CPU, batch {batch}", seconds * 1e3, "ms/window"))
     if tf_times is not None:
@@ -77,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
                         speedup >= TARGET_SPEEDUP))
         rows.append(Row("speed-up of the port vs TF, batch 32", tf_times["batch32"] / cpu[32], "x"))
     else:
-        rows.append(Row("original TF", None, "ms/window", note="TensorFlow not importable: row skipped"))
+        why = "skipped (--no-tf)" if args.no_tf else "TensorFlow not importable: row skipped"
+        rows.append(Row("original TF", None, "ms/window", note=why))
     if cuda_device_count() > 0:
         try:
             gpu = onnx_per_window(args.model, "cuda", args.threads, args.repeats * 4)
