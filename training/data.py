@@ -103,13 +103,17 @@ class Dataset:
 
     def subset(self, indices: Sequence[int], ignored: Sequence[str] = ()) -> Dataset:
         """The same data set restricted to ``indices`` (labels unchanged)."""
-        return Dataset(self.root, self.layout, self.labels, tuple(self.clips[i] for i in indices),
-                       self.ignored + tuple(ignored))
+        return Dataset(
+            self.root, self.layout, self.labels, tuple(self.clips[i] for i in indices), self.ignored + tuple(ignored)
+        )
 
 
 def _locate(root: Path) -> tuple[Path, str]:
-    for base, layout in ((root / "genres", "gtzan-original"), (root / "Data" / "genres_original", "gtzan-kaggle"),
-                         (root / "genres_original", "gtzan-kaggle")):
+    for base, layout in (
+        (root / "genres", "gtzan-original"),
+        (root / "Data" / "genres_original", "gtzan-kaggle"),
+        (root / "genres_original", "gtzan-kaggle"),
+    ):
         if base.is_dir():
             return base, layout
     if root.name == "genres":
@@ -186,8 +190,9 @@ def discover_dataset(root: str | os.PathLike[str], max_clips_per_class: int | No
         seen: dict[str, Path] = {}
         for clip in found:
             if clip.clip_id in seen:
-                raise TrainingError(f"two files are clip {clip.clip_id}: {seen[clip.clip_id]} and {clip.path} "
-                                    "(keep one)")
+                raise TrainingError(
+                    f"two files are clip {clip.clip_id}: {seen[clip.clip_id]} and {clip.path} (keep one)"
+                )
             seen[clip.clip_id] = clip.path
         found.sort(key=lambda c: (c.number is None, c.number or 0, str(c.path)))
         if max_clips_per_class is not None:

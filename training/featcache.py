@@ -30,8 +30,15 @@ from streamgenre.sources import decode_file
 from training.data import Clip, Dataset
 from training.errors import TrainingError
 
-__all__ = ["DEFAULT_CACHE", "SILENCE_DBFS", "FeatureCache", "FeatureSet", "config_hash", "describe_difference",
-           "load_features"]
+__all__ = [
+    "DEFAULT_CACHE",
+    "SILENCE_DBFS",
+    "FeatureCache",
+    "FeatureSet",
+    "config_hash",
+    "describe_difference",
+    "load_features",
+]
 
 log = logging.getLogger(__name__)
 
@@ -106,8 +113,10 @@ class FeatureCache:
                     stored = str(data["config"])
                     if stored != self._cfg_json:
                         have = MelConfig.from_dict(json.loads(stored))
-                        raise TrainingError(f"cached features {entry} were computed with a different MelConfig "
-                                            f"({describe_difference(have, self.cfg)}); delete {self.folder}")
+                        raise TrainingError(
+                            f"cached features {entry} were computed with a different MelConfig "
+                            f"({describe_difference(have, self.cfg)}); delete {self.folder}"
+                        )
                     return ClipAudio(data["mel"], int(data["samples"]), float(data["rms_dbfs"]))
             except (OSError, KeyError, ValueError, zipfile.BadZipFile, EOFError) as exc:
                 log.warning("%s: unreadable cache entry (%s); recomputing", entry, exc)
@@ -123,8 +132,15 @@ class FeatureCache:
         fd, tmp = tempfile.mkstemp(dir=entry.parent, suffix=".tmp.npz")
         try:
             with os.fdopen(fd, "wb") as handle:
-                np.savez(handle, mel=clip.mel, samples=clip.samples, rms_dbfs=clip.rms_dbfs,
-                         config=self._cfg_json, source=str(path.resolve()), version=CACHE_VERSION)
+                np.savez(
+                    handle,
+                    mel=clip.mel,
+                    samples=clip.samples,
+                    rms_dbfs=clip.rms_dbfs,
+                    config=self._cfg_json,
+                    source=str(path.resolve()),
+                    version=CACHE_VERSION,
+                )
             os.replace(tmp, entry)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
@@ -155,8 +171,10 @@ class FeatureSet:
     def require_config(self, cfg: MelConfig, what: str = "the model") -> None:
         """Raise :class:`TrainingError` unless the features were computed with ``cfg``."""
         if cfg != self.cfg:
-            raise TrainingError(f"features were computed with a different MelConfig than {what} expects "
-                                f"({describe_difference(self.cfg, cfg)}); they cannot be reused")
+            raise TrainingError(
+                f"features were computed with a different MelConfig than {what} expects "
+                f"({describe_difference(self.cfg, cfg)}); they cannot be reused"
+            )
 
 
 def _check(clip: Clip, audio: ClipAudio, cfg: MelConfig, min_frames: int) -> str | None:
@@ -168,8 +186,13 @@ def _check(clip: Clip, audio: ClipAudio, cfg: MelConfig, min_frames: int) -> str
     return None
 
 
-def load_features(dataset: Dataset, cfg: MelConfig, min_frames: int, cache: str | os.PathLike[str] | None = None,
-                  progress: Callable[[int, Clip], None] | None = None) -> FeatureSet:
+def load_features(
+    dataset: Dataset,
+    cfg: MelConfig,
+    min_frames: int,
+    cache: str | os.PathLike[str] | None = None,
+    progress: Callable[[int, Clip], None] | None = None,
+) -> FeatureSet:
     """Features of every usable clip; corrupt, silent and too-short clips are skipped and listed.
 
     Parameters

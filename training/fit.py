@@ -76,9 +76,20 @@ def _describe(stats: dict[str, float]) -> str:
     return " · ".join(parts)
 
 
-def train_epochs(run: str, module: torch.nn.Module, optimizer: torch.optim.Optimizer, epochs: int,
-                 train_epoch: EpochFn, evaluate: EvalFn | None, select: bool, seed: int, fingerprint: str,
-                 ctx: RunContext, scheduler: Any = None, checkpoint_every: int = 1) -> FitResult:
+def train_epochs(
+    run: str,
+    module: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    epochs: int,
+    train_epoch: EpochFn,
+    evaluate: EvalFn | None,
+    select: bool,
+    seed: int,
+    fingerprint: str,
+    ctx: RunContext,
+    scheduler: Any = None,
+    checkpoint_every: int = 1,
+) -> FitResult:
     """Train ``module`` for ``epochs`` epochs.
 
     Parameters
@@ -126,8 +137,9 @@ def train_epochs(run: str, module: torch.nn.Module, optimizer: torch.optim.Optim
         except Exception as exc:  # any unreadable file gets the same one-line error
             raise TrainingError(f"checkpoint {path} is unreadable ({type(exc).__name__}); delete it") from None
         if state.get("fingerprint") != fingerprint:
-            raise TrainingError(f"checkpoint {path} was made with other data or settings; "
-                                "delete it or run without --resume")
+            raise TrainingError(
+                f"checkpoint {path} was made with other data or settings; delete it or run without --resume"
+            )
         module.load_state_dict(state["module"])
         optimizer.load_state_dict(state["optimizer"])
         if scheduler is not None and state.get("scheduler") is not None:
@@ -139,8 +151,9 @@ def train_epochs(run: str, module: torch.nn.Module, optimizer: torch.optim.Optim
         start = state["epoch"] + 1
     task = None
     if ctx.progress is not None:
-        task = ctx.progress.add_task(run, total=epochs, completed=min(start, epochs),
-                                     status=_describe(history[-1]) if history else "")
+        task = ctx.progress.add_task(
+            run, total=epochs, completed=min(start, epochs), status=_describe(history[-1]) if history else ""
+        )
     for epoch in range(start, epochs):
         module.train()
         stats = {"epoch": epoch + 1, **train_epoch(epoch, rng)}
@@ -157,11 +170,22 @@ def train_epochs(run: str, module: torch.nn.Module, optimizer: torch.optim.Optim
                 best, best_epoch = score, epoch + 1
                 best_state = copy.deepcopy(module.state_dict())
         if path is not None and ((epoch + 1) % checkpoint_every == 0 or epoch + 1 == epochs):
-            _save(path, {"fingerprint": fingerprint, "epoch": epoch, "module": module.state_dict(),
-                         "optimizer": optimizer.state_dict(),
-                         "scheduler": scheduler.state_dict() if scheduler is not None else None,
-                         "history": history, "best": best, "best_state": best_state, "best_epoch": best_epoch,
-                         "torch_rng": torch.get_rng_state(), "numpy_rng": rng.bit_generator.state})
+            _save(
+                path,
+                {
+                    "fingerprint": fingerprint,
+                    "epoch": epoch,
+                    "module": module.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                    "history": history,
+                    "best": best,
+                    "best_state": best_state,
+                    "best_epoch": best_epoch,
+                    "torch_rng": torch.get_rng_state(),
+                    "numpy_rng": rng.bit_generator.state,
+                },
+            )
         if task is not None:
             ctx.progress.update(task, advance=1, status=_describe(stats))
     if select and best_state is not None:

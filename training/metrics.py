@@ -62,8 +62,12 @@ def _per_class(confusion: np.ndarray, labels: Sequence[str]) -> dict[str, dict[s
         precision = tp / predicted if predicted else 0.0
         recall = tp / actual if actual else 0.0
         f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        out[label] = {"precision": round(precision, 4), "recall": round(recall, 4), "f1": round(f1, 4),
-                      "support": int(actual)}
+        out[label] = {
+            "precision": round(precision, 4),
+            "recall": round(recall, 4),
+            "f1": round(f1, 4),
+            "support": int(actual),
+        }
     return out
 
 

@@ -65,8 +65,13 @@ class GenreHead(nn.Module):
         def member() -> nn.Module:
             if settings.hidden == 0:
                 return nn.Sequential(nn.Dropout(settings.input_dropout), nn.Linear(in_features, n_classes))
-            return nn.Sequential(nn.Dropout(settings.input_dropout), nn.Linear(in_features, settings.hidden),
-                                 nn.ReLU(), nn.Dropout(settings.dropout), nn.Linear(settings.hidden, n_classes))
+            return nn.Sequential(
+                nn.Dropout(settings.input_dropout),
+                nn.Linear(in_features, settings.hidden),
+                nn.ReLU(),
+                nn.Dropout(settings.dropout),
+                nn.Linear(settings.hidden, n_classes),
+            )
 
         self.members = nn.ModuleList(member() for _ in range(settings.members))
 
@@ -115,15 +120,22 @@ class HeadTrainer:
 
     arch = "musicnn-head"
 
-    def __init__(self, settings: HeadSettings, backbone: str | os.PathLike[str] | None = None,
-                 cache: str | os.PathLike[str] | None = None, threads: int = 2) -> None:
+    def __init__(
+        self,
+        settings: HeadSettings,
+        backbone: str | os.PathLike[str] | None = None,
+        cache: str | os.PathLike[str] | None = None,
+        threads: int = 2,
+    ) -> None:
         self.settings = settings
         self.backbone_path = Path(backbone) if backbone is not None else DEFAULT_BACKBONE
         self.model: GenreModel = load_model(self.backbone_path, provider="cpu", threads=threads, warmup=False)
         contract = self.model.contract
         if contract.name not in CHECKPOINT_KEYS or EMBEDDING not in contract.outputs:
-            raise TrainingError(f"{self.backbone_path} is not a converted musicnn model "
-                                f"(expected one of {sorted(CHECKPOINT_KEYS)}, found {contract.name!r})")
+            raise TrainingError(
+                f"{self.backbone_path} is not a converted musicnn model "
+                f"(expected one of {sorted(CHECKPOINT_KEYS)}, found {contract.name!r})"
+            )
         self.mel_config = contract.mel_config
         self.window_frames = contract.window_frames
         self.cache = cache
@@ -135,8 +147,14 @@ class HeadTrainer:
 
     def describe(self) -> dict:
         """Architecture and hyperparameters (JSON-safe)."""
-        return {"arch": self.arch, "backbone": self.model.contract.name, "backbone_sha1": self.backbone_sha,
-                "window_frames": self.window_frames, "head_input": EMBEDDING, **asdict(self.settings)}
+        return {
+            "arch": self.arch,
+            "backbone": self.model.contract.name,
+            "backbone_sha1": self.backbone_sha,
+            "window_frames": self.window_frames,
+            "head_input": EMBEDDING,
+            **asdict(self.settings),
+        }
 
     def prepare(self, features: FeatureSet, ctx: RunContext) -> None:
         """Compute (or load cached) backbone embeddings of every training window of every clip."""
@@ -159,9 +177,13 @@ class HeadTrainer:
                 except (OSError, KeyError, ValueError):
                     emb = None
             if emb is None:
-                windows = np.stack([mel[s:s + self.window_frames] for s in starts])
-                emb = np.concatenate([self.model.predict(windows[b:b + BATCH], [EMBEDDING])[EMBEDDING]
-                                      for b in range(0, len(windows), BATCH)])
+                windows = np.stack([mel[s : s + self.window_frames] for s in starts])
+                emb = np.concatenate(
+                    [
+                        self.model.predict(windows[b : b + BATCH], [EMBEDDING])[EMBEDDING]
+                        for b in range(0, len(windows), BATCH)
+                    ]
+                )
                 entry.parent.mkdir(parents=True, exist_ok=True)
                 tmp = entry.with_suffix(".tmp.npz")
                 np.savez(tmp, embedding=emb, starts=starts)
@@ -178,8 +200,11 @@ class HeadTrainer:
             xs.append(emb)
             ys.append(np.full(len(emb), self.labels[i]))
             gs.append(np.full(len(emb), row))
-        return (torch.from_numpy(np.concatenate(xs)), torch.from_numpy(np.concatenate(ys)),
-                torch.from_numpy(np.concatenate(gs)))
+        return (
+            torch.from_numpy(np.concatenate(xs)),
+            torch.from_numpy(np.concatenate(ys)),
+            torch.from_numpy(np.concatenate(gs)),
+        )
 
     @staticmethod
     def _clip_nll(probs: torch.Tensor, groups: torch.Tensor, clip_labels: torch.Tensor) -> torch.Tensor:
@@ -191,8 +216,17 @@ class HeadTrainer:
         picked = means.gather(-1, clip_labels.expand(*shape[:-1]).unsqueeze(-1)).squeeze(-1)
         return -torch.log(picked.clamp_min(1e-7)).mean(dim=-1)
 
-    def fit(self, run: str, train: list[int], monitor: list[int], select: bool, seed: int, ctx: RunContext,
-            monitor_name: str = "test", epochs: int | None = None) -> FitResult:
+    def fit(
+        self,
+        run: str,
+        train: list[int],
+        monitor: list[int],
+        select: bool,
+        seed: int,
+        ctx: RunContext,
+        monitor_name: str = "test",
+        epochs: int | None = None,
+    ) -> FitResult:
         """Train the head on the clips ``train`` (all phases); score ``monitor`` after each epoch."""
         epochs = epochs or self.settings.epochs
         torch.manual_seed(seed)
@@ -200,8 +234,7 @@ class HeadTrainer:
         clip_labels = torch.from_numpy(self.labels[train])
         head = GenreHead(x.shape[1], len(self.features.dataset.labels), self.settings)
         head.norm.fit(x.numpy())
-        optimizer = torch.optim.AdamW(head.parameters(), lr=self.settings.lr,
-                                      weight_decay=self.settings.weight_decay)
+        optimizer = torch.optim.AdamW(head.parameters(), lr=self.settings.lr, weight_decay=self.settings.weight_decay)
 
         def epoch(_: int, __: np.random.Generator) -> dict[str, float]:
             optimizer.zero_grad()
@@ -211,7 +244,7 @@ class HeadTrainer:
             optimizer.step()
             with torch.no_grad():
                 window_acc = float((logits.mean(0).argmax(1) == y).float().mean())
-            return {"train_loss": float(losses.mean()), "train_window_accuracy": window_acc}
+            return {"train_loss": losses.mean().item(), "train_window_accuracy": window_acc}
 
         evaluate = None
         if monitor:
@@ -221,16 +254,28 @@ class HeadTrainer:
             def evaluate() -> dict[str, float]:
                 probs = head(mx)
                 sums = torch.zeros(len(monitor), probs.shape[1]).index_add_(0, mg, probs)
-                return {"monitor": monitor_name,
-                        "monitor_track_accuracy": float((sums.argmax(1) == m_labels).float().mean()),
-                        "monitor_window_accuracy": float((probs.argmax(1) == my).float().mean()),
-                        "monitor_loss": float(self._clip_nll(probs, mg, m_labels))}
+                return {
+                    "monitor": monitor_name,
+                    "monitor_track_accuracy": float((sums.argmax(1) == m_labels).float().mean()),
+                    "monitor_window_accuracy": float((probs.argmax(1) == my).float().mean()),
+                    "monitor_loss": float(self._clip_nll(probs, mg, m_labels)),
+                }
 
         ids = [self.features.dataset.clips[i].clip_id for i in train]
-        fingerprint = fingerprint_of({**self.describe(), "epochs": epochs, "seed": seed, "train": ids,
-                                      "labels": self.features.dataset.labels, "select": select, "monitor": monitor})
-        return train_epochs(run, head, optimizer, epochs, epoch, evaluate, select, seed, fingerprint, ctx,
-                            checkpoint_every=25)
+        fingerprint = fingerprint_of(
+            {
+                **self.describe(),
+                "epochs": epochs,
+                "seed": seed,
+                "train": ids,
+                "labels": self.features.dataset.labels,
+                "select": select,
+                "monitor": monitor,
+            }
+        )
+        return train_epochs(
+            run, head, optimizer, epochs, epoch, evaluate, select, seed, fingerprint, ctx, checkpoint_every=25
+        )
 
     def predict(self, head: torch.nn.Module, clips: list[int]) -> list[np.ndarray]:
         """Window probabilities of each clip's evaluation windows (phase 0)."""
@@ -243,8 +288,10 @@ class HeadTrainer:
         from training.import_musicnn import STREAMING
 
         backbone = self.model.contract
-        outputs = {"genre": OutputSpec("genre", "softmax", labels),
-                   **{name: backbone.outputs[name] for name in ("tags", "embedding", "max_pool", "mean_pool")}}
+        outputs = {
+            "genre": OutputSpec("genre", "softmax", labels),
+            **{name: backbone.outputs[name] for name in ("tags", "embedding", "max_pool", "mean_pool")},
+        }
         return {"outputs": outputs, "tag_output": "tags", "streaming": STREAMING}
 
     def export(self, result: FitResult, contract: ModelContract, path: Path) -> Path:
@@ -274,6 +321,8 @@ class HeadTrainer:
         with torch.no_grad():
             expected = head(torch.from_numpy(cached)).numpy()
         if rel.max() > 1e-3 or np.abs(out["genre"] - expected).max() > 1e-3:
-            raise TrainingError(f"{path}: the exported graph disagrees with the backbone {self.backbone_path.name} "
-                                f"(embedding rel. error {rel.max():.1e}); reconvert the backbone with "
-                                "python -m training.import_musicnn")
+            raise TrainingError(
+                f"{path}: the exported graph disagrees with the backbone {self.backbone_path.name} "
+                f"(embedding rel. error {rel.max():.1e}); reconvert the backbone with "
+                "python -m training.import_musicnn"
+            )

@@ -51,8 +51,9 @@ class SeedNet(nn.Module):
         if window_frames < 4:
             raise ValueError(f"SeedNet needs windows of at least 4 frames, got {window_frames}")
         self.norm = Standardize(n_mels)
-        self.convs = nn.Sequential(nn.Conv1d(n_mels, 256, 2), nn.ReLU(), nn.Conv1d(256, 256, 2), nn.ReLU(),
-                                   nn.Conv1d(256, 256, 2), nn.ReLU())
+        self.convs = nn.Sequential(
+            nn.Conv1d(n_mels, 256, 2), nn.ReLU(), nn.Conv1d(256, 256, 2), nn.ReLU(), nn.Conv1d(256, 256, 2), nn.ReLU()
+        )
         self.dense = nn.Linear(256 * (window_frames - 3), 1024)
         self.dropout = nn.Dropout(0.5)
         self.out = nn.Linear(1024, n_classes)
@@ -77,15 +78,20 @@ class GenreCnn(nn.Module):
         Dropout before the classifier.
     """
 
-    def __init__(self, n_classes: int, n_mels: int = 128, channels: tuple[int, ...] = (16, 32, 64, 128),
-                 dropout: float = 0.3) -> None:
+    def __init__(
+        self, n_classes: int, n_mels: int = 128, channels: tuple[int, ...] = (16, 32, 64, 128), dropout: float = 0.3
+    ) -> None:
         super().__init__()
         self.norm = Standardize(n_mels)
         layers: list[nn.Module] = []
         previous = 1
         for width in channels:
-            layers += [nn.Conv2d(previous, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(),
-                       nn.MaxPool2d(2)]
+            layers += [
+                nn.Conv2d(previous, width, 3, padding=1, bias=False),
+                nn.BatchNorm2d(width),
+                nn.ReLU(),
+                nn.MaxPool2d(2),
+            ]
             previous = width
         self.features = nn.Sequential(*layers)
         self.dropout = nn.Dropout(dropout)

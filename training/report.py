@@ -12,6 +12,7 @@ import json
 import platform
 import shlex
 import sys
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -27,15 +28,19 @@ def confusion_table(confusion: Sequence[Sequence[int]], labels: Sequence[str]) -
     """Markdown table: rows are true labels, columns predictions."""
     head = "| true \\ predicted | " + " | ".join(labels) + " |"
     rule = "|" + "---|" * (len(labels) + 1)
-    rows = [f"| {label} | " + " | ".join(str(int(v)) for v in row) + " |"
-            for label, row in zip(labels, confusion, strict=True)]
+    rows = [
+        f"| {label} | " + " | ".join(str(int(v)) for v in row) + " |"
+        for label, row in zip(labels, confusion, strict=True)
+    ]
     return "\n".join([head, rule, *rows])
 
 
 def _per_class_table(per_class: dict[str, dict[str, float]]) -> str:
     rows = ["| class | precision | recall | F1 | clips |", "|---|---|---|---|---|"]
-    rows += [f"| {label} | {v['precision']:.2f} | {v['recall']:.2f} | {v['f1']:.2f} | {v['support']} |"
-             for label, v in per_class.items()]
+    rows += [
+        f"| {label} | {v['precision']:.2f} | {v['recall']:.2f} | {v['f1']:.2f} | {v['support']} |"
+        for label, v in per_class.items()
+    ]
     return "\n".join(rows)
 
 
@@ -59,7 +64,7 @@ def plot_confusion(confusion: Sequence[Sequence[int]], labels: Sequence[str], pa
     ax.set_yticks(range(len(labels)), labels)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    ax.set_title(title, fontsize=10)
+    ax.set_title(textwrap.fill(title, 60), fontsize=10)
     limit = matrix.max() / 2 if matrix.size else 0
     for (i, j), value in np.ndenumerate(matrix):
         if value:
@@ -83,8 +88,12 @@ def plot_learning_curves(histories: dict[str, list[dict[str, Any]]], path: Path)
         if "train_window_accuracy" in history[0]:
             right.plot(epochs, [h["train_window_accuracy"] for h in history], label=f"{run} train (windows)")
         if "monitor_track_accuracy" in history[0]:
-            right.plot(epochs, [h["monitor_track_accuracy"] for h in history], "--",
-                       label=f"{run} {history[0]['monitor']} (tracks)")
+            right.plot(
+                epochs,
+                [h["monitor_track_accuracy"] for h in history],
+                "--",
+                label=f"{run} {history[0]['monitor']} (tracks)",
+            )
     left.set_xlabel("epoch")
     left.set_ylabel("loss")
     right.set_xlabel("epoch")
@@ -103,45 +112,85 @@ def write_command(folder: Path, argv: Sequence[str], seed: int, program: str) ->
     """``command.json``: how to repeat this run exactly."""
     import torch
 
-    info = {"command": shlex.join([Path(sys.executable).name, "-m", program, *argv]), "argv": list(argv),
-            "seed": seed, "python": platform.python_version(), "torch": torch.__version__,
-            "platform": platform.platform()}
+    info = {
+        "command": shlex.join([Path(sys.executable).name, "-m", program, *argv]),
+        "argv": list(argv),
+        "seed": seed,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "platform": platform.platform(),
+    }
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "command.json").write_text(json.dumps(info, indent=2) + "\n")
     return info
 
 
 def _summary_lines(metrics: dict[str, Any]) -> list[str]:
-    lines = [f"- track accuracy (mean of window probabilities, as `streamgenre classify`): "
-             f"**{metrics['track_accuracy']:.1%}** ({metrics['clips']} clips)",
-             f"- track accuracy (window vote): {metrics['track_accuracy_vote']:.1%}",
-             f"- window accuracy: {metrics['window_accuracy']:.1%} ({metrics['windows']} windows)",
-             f"- macro F1: {metrics['macro_f1']:.3f}"]
+    lines = [
+        f"- track accuracy (mean of window probabilities, as `streamgenre classify`): "
+        f"**{metrics['track_accuracy']:.1%}** ({metrics['clips']} clips)",
+        f"- track accuracy (window vote): {metrics['track_accuracy_vote']:.1%}",
+        f"- window accuracy: {metrics['window_accuracy']:.1%} ({metrics['windows']} windows)",
+        f"- macro F1: {metrics['macro_f1']:.3f}",
+    ]
     for fold in metrics.get("folds", []):
-        lines.append(f"- {fold['name']}: track {fold['track_accuracy']:.1%}, window {fold['window_accuracy']:.1%} "
-                     f"({fold['clips']} clips)")
+        lines.append(
+            f"- {fold['name']}: track {fold['track_accuracy']:.1%}, window {fold['window_accuracy']:.1%} "
+            f"({fold['clips']} clips)"
+        )
     return lines
 
 
-def write_report(folder: Path, title: str, metrics: dict[str, Any], labels: Sequence[str],
-                 predictions: Sequence[ClipPrediction], histories: dict[str, list[dict[str, Any]]] | None = None,
-                 notes: Sequence[str] = ()) -> Path:
+def write_report(
+    folder: Path,
+    title: str,
+    metrics: dict[str, Any],
+    labels: Sequence[str],
+    predictions: Sequence[ClipPrediction],
+    histories: dict[str, list[dict[str, Any]]] | None = None,
+    notes: Sequence[str] = (),
+) -> Path:
     """Write every report file into ``folder``; return ``report.md``."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str) + "\n")
-    plot_confusion(metrics["confusion"], labels, folder / "confusion.png",
-                   f"{title}\ntrack accuracy {metrics['track_accuracy']:.1%} on {metrics['clips']} clips")
+    plot_confusion(
+        metrics["confusion"],
+        labels,
+        folder / "confusion.png",
+        f"{title}\ntrack accuracy {metrics['track_accuracy']:.1%} on {metrics['clips']} clips",
+    )
     if histories:
         plot_learning_curves(histories, folder / "learning_curves.png")
     with (folder / "predictions.csv").open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["clip", "fold", "true", "predicted", "confidence", "window_vote", "windows"])
         for p in predictions:
-            writer.writerow([p.clip_id, p.fold, labels[p.label], labels[p.predicted], f"{p.mean.max():.4f}",
-                             labels[p.voted], len(p.windows)])
-    text = [f"# {title}", "", *_summary_lines(metrics), *[f"- {n}" for n in notes], "",
-            "## Per class", "", _per_class_table(metrics["per_class"]), "",
-            "## Confusion (rows: true, columns: predicted)", "", confusion_table(metrics["confusion"], labels), ""]
+            writer.writerow(
+                [
+                    p.clip_id,
+                    p.fold,
+                    labels[p.label],
+                    labels[p.predicted],
+                    f"{p.mean.max():.4f}",
+                    labels[p.voted],
+                    len(p.windows),
+                ]
+            )
+    text = [
+        f"# {title}",
+        "",
+        *_summary_lines(metrics),
+        *[f"- {n}" for n in notes],
+        "",
+        "## Per class",
+        "",
+        _per_class_table(metrics["per_class"]),
+        "",
+        "## Confusion (rows: true, columns: predicted)",
+        "",
+        confusion_table(metrics["confusion"], labels),
+        "",
+    ]
     if histories:
         text += ["![learning curves](learning_curves.png)", ""]
     text += ["![confusion](confusion.png)", ""]

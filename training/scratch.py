@@ -112,8 +112,8 @@ class ScratchTrainer:
             order = rng.permutation(len(index))
             total, correct, seen = 0.0, 0, 0
             for b in range(0, len(order), batch):
-                chosen = [index[k] for k in order[b:b + batch]]
-                x = torch.from_numpy(np.stack([mels[i][s:s + self.window_frames] for i, s in chosen]))
+                chosen = [index[k] for k in order[b : b + batch]]
+                x = torch.from_numpy(np.stack([mels[i][s : s + self.window_frames] for i, s in chosen]))
                 y = torch.from_numpy(labels[[i for i, _ in chosen]])
                 optimizer.zero_grad()
                 logits = model(x)
@@ -134,15 +134,15 @@ class ScratchTrainer:
         for row, i in enumerate(chosen):
             mel = self.features.mels[i]
             start = int(rng.integers(len(mel) - w + 1))
-            x = mel[start:start + w] + np.float32(rng.uniform(-s.gain_db, s.gain_db))
+            x = mel[start : start + w] + np.float32(rng.uniform(-s.gain_db, s.gain_db))
             for _ in range(s.time_masks):
                 width = int(rng.integers(s.time_mask_frames + 1))
                 t0 = int(rng.integers(w - width + 1))
-                x[t0:t0 + width] = mean
+                x[t0 : t0 + width] = mean
             for _ in range(s.freq_masks):
                 width = int(rng.integers(s.freq_mask_bands + 1))
                 f0 = int(rng.integers(x.shape[1] - width + 1))
-                x[:, f0:f0 + width] = mean[f0:f0 + width]
+                x[:, f0 : f0 + width] = mean[f0 : f0 + width]
             out[row] = x
         return torch.from_numpy(out)
 
@@ -155,7 +155,7 @@ class ScratchTrainer:
             draws = rng.permutation(np.repeat(np.asarray(train), s.crops_per_clip))
             total, correct, seen = 0.0, 0, 0
             for b in range(0, len(draws), s.batch_size):
-                chosen = [int(i) for i in draws[b:b + s.batch_size]]
+                chosen = [int(i) for i in draws[b : b + s.batch_size]]
                 x = self._cnn_batch(chosen, rng, mean)
                 y = torch.from_numpy(self.labels[chosen])
                 target = F.one_hot(y, n_classes).float()
@@ -182,15 +182,26 @@ class ScratchTrainer:
             truth = self.labels[clips]
             means = np.stack([p.mean(axis=0) for p in probs])
             window_hits = sum(int((p.argmax(1) == t).sum()) for p, t in zip(probs, truth, strict=True))
-            return {"monitor": name,
-                    "monitor_track_accuracy": float((means.argmax(1) == truth).mean()),
-                    "monitor_window_accuracy": window_hits / sum(len(p) for p in probs),
-                    "monitor_loss": float(-np.log(np.maximum(means[np.arange(len(truth)), truth], 1e-7)).mean())}
+            return {
+                "monitor": name,
+                "monitor_track_accuracy": float((means.argmax(1) == truth).mean()),
+                "monitor_window_accuracy": window_hits / sum(len(p) for p in probs),
+                "monitor_loss": float(-np.log(np.maximum(means[np.arange(len(truth)), truth], 1e-7)).mean()),
+            }
 
         return evaluate
 
-    def fit(self, run: str, train: list[int], monitor: list[int], select: bool, seed: int, ctx: RunContext,
-            monitor_name: str = "test", epochs: int | None = None) -> FitResult:
+    def fit(
+        self,
+        run: str,
+        train: list[int],
+        monitor: list[int],
+        select: bool,
+        seed: int,
+        ctx: RunContext,
+        monitor_name: str = "test",
+        epochs: int | None = None,
+    ) -> FitResult:
         """Train on the clips ``train``; score ``monitor`` after each epoch (select on it if ``select``)."""
         epochs = epochs or self.settings.epochs
         torch.manual_seed(seed)
@@ -206,12 +217,22 @@ class ScratchTrainer:
             scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
             epoch_fn = self._cnn_epoch(model, optimizer, train)
         ids = [self.features.dataset.clips[i].clip_id for i in train]
-        fingerprint = fingerprint_of({**self.describe(), "epochs": epochs, "seed": seed, "train": ids,
-                                      "mel": self.mel_config.to_dict(), "labels": self.features.dataset.labels,
-                                      "select": select, "monitor": monitor})
+        fingerprint = fingerprint_of(
+            {
+                **self.describe(),
+                "epochs": epochs,
+                "seed": seed,
+                "train": ids,
+                "mel": self.mel_config.to_dict(),
+                "labels": self.features.dataset.labels,
+                "select": select,
+                "monitor": monitor,
+            }
+        )
         evaluate = self._evaluate(model, monitor, monitor_name) if monitor else None
-        return train_epochs(run, model, optimizer, epochs, epoch_fn, evaluate, select, seed, fingerprint, ctx,
-                            scheduler)
+        return train_epochs(
+            run, model, optimizer, epochs, epoch_fn, evaluate, select, seed, fingerprint, ctx, scheduler
+        )
 
     def predict(self, model: torch.nn.Module, clips: list[int]) -> list[np.ndarray]:
         """Window probabilities ``(n_windows, n_classes)`` of each clip's evaluation windows."""
@@ -220,8 +241,10 @@ class ScratchTrainer:
         with torch.no_grad():
             for i in clips:
                 windows = eval_windows(self.features.mels[i], self.window_frames)
-                parts = [torch.softmax(model(torch.from_numpy(windows[b:b + EVAL_BATCH])), dim=1).numpy()
-                         for b in range(0, len(windows), EVAL_BATCH)]
+                parts = [
+                    torch.softmax(model(torch.from_numpy(windows[b : b + EVAL_BATCH])), dim=1).numpy()
+                    for b in range(0, len(windows), EVAL_BATCH)
+                ]
                 out.append(np.concatenate(parts))
         return out
 

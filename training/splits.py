@@ -21,7 +21,7 @@ import numpy as np
 from training.data import Dataset, parse_gtzan_id
 from training.errors import TrainingError
 
-__all__ = ["SPLITS", "Fold", "SplitPlan", "fault_filtered_lists", "make_split"]
+__all__ = ["SPLITS", "Fold", "SplitPlan", "check_trainable", "fault_filtered_lists", "make_split"]
 
 SPLITS = ("fault-filtered", "random", "grouped-kfold")
 SPLIT_DIR = Path(__file__).resolve().parent / "splits"
@@ -83,8 +83,10 @@ def fault_filtered_lists(directory: Path | None = None) -> dict[str, str]:
 def _fault_filtered(dataset: Dataset) -> SplitPlan:
     unnamed = [c for c in dataset.clips if c.number is None]
     if unnamed:
-        raise TrainingError(f"the fault-filtered split needs GTZAN file names (genre.000NN); "
-                            f"{unnamed[0].path.name} is not one (use --split grouped-kfold or random)")
+        raise TrainingError(
+            f"the fault-filtered split needs GTZAN file names (genre.000NN); "
+            f"{unnamed[0].path.name} is not one (use --split grouped-kfold or random)"
+        )
     lists = fault_filtered_lists()
     members: dict[str, list[int]] = {"train": [], "valid": [], "test": []}
     excluded = []
@@ -93,12 +95,19 @@ def _fault_filtered(dataset: Dataset) -> SplitPlan:
         (members[part] if part else excluded).append(index)
     for part in ("train", "test"):
         if not members[part]:
-            raise TrainingError(f"the fault-filtered split leaves no {part} clips among the {len(dataset)} clips "
-                                f"of {dataset.root} (use --split grouped-kfold)")
+            raise TrainingError(
+                f"the fault-filtered split leaves no {part} clips among the {len(dataset)} clips "
+                f"of {dataset.root} (use --split grouped-kfold)"
+            )
     fold = Fold("fault-filtered", tuple(members["train"]), tuple(members["valid"]), tuple(members["test"]))
     sizes = "/".join(str(len(members[p])) for p in ("train", "valid", "test"))
-    return SplitPlan("fault-filtered", (fold,), tuple(excluded), False,
-                     f"fault-filtered GTZAN split (train/valid/test {sizes} clips, {len(excluded)} excluded)")
+    return SplitPlan(
+        "fault-filtered",
+        (fold,),
+        tuple(excluded),
+        False,
+        f"fault-filtered GTZAN split (train/valid/test {sizes} clips, {len(excluded)} excluded)",
+    )
 
 
 def _by_label(dataset: Dataset) -> dict[str, list[int]]:
@@ -118,11 +127,16 @@ def _random(dataset: Dataset, seed: int) -> SplitPlan:
         n_test = max(1, round(RANDOM_TEST_FRACTION * len(order)))
         n_valid = min(round(RANDOM_VALID_FRACTION * len(order)), len(order) - n_test - 1)
         test += order[:n_test]
-        valid += order[n_test:n_test + n_valid]
-        train += order[n_test + n_valid:]
+        valid += order[n_test : n_test + n_valid]
+        train += order[n_test + n_valid :]
     fold = Fold("random", tuple(sorted(train)), tuple(sorted(valid)), tuple(sorted(test)))
-    return SplitPlan("random", (fold,), (), False,
-                     f"stratified random split, seed {seed} (train/valid/test {len(train)}/{len(valid)}/{len(test)})")
+    return SplitPlan(
+        "random",
+        (fold,),
+        (),
+        False,
+        f"stratified random split, seed {seed} (train/valid/test {len(train)}/{len(valid)}/{len(test)})",
+    )
 
 
 def _grouped(dataset: Dataset, folds: int) -> SplitPlan:
@@ -131,16 +145,22 @@ def _grouped(dataset: Dataset, folds: int) -> SplitPlan:
     blocks: list[list[int]] = [[] for _ in range(folds)]
     for label, indices in _by_label(dataset).items():
         if len(indices) < folds:
-            raise TrainingError(f"grouped-kfold with {folds} folds needs at least {folds} clips per class; "
-                                f"{label!r} has {len(indices)}")
+            raise TrainingError(
+                f"grouped-kfold with {folds} folds needs at least {folds} clips per class; {label!r} has {len(indices)}"
+            )
         for block, part in zip(blocks, np.array_split(np.asarray(indices), folds), strict=True):
             block.extend(int(i) for i in part)
     result = []
     for k, test in enumerate(blocks):
         train = sorted(i for j, block in enumerate(blocks) if j != k for i in block)
         result.append(Fold(f"fold{k + 1}", tuple(train), (), tuple(sorted(test))))
-    return SplitPlan("grouped-kfold", tuple(result), (), True,
-                     f"artist-safe grouped {folds}-fold CV (contiguous clip-id blocks per class, {len(dataset)} clips)")
+    return SplitPlan(
+        "grouped-kfold",
+        tuple(result),
+        (),
+        True,
+        f"artist-safe grouped {folds}-fold CV (contiguous clip-id blocks per class, {len(dataset)} clips)",
+    )
 
 
 def make_split(dataset: Dataset, kind: str, folds: int = 2, seed: int = 0) -> SplitPlan:
@@ -170,14 +190,27 @@ def make_split(dataset: Dataset, kind: str, folds: int = 2, seed: int = 0) -> Sp
         plan = _grouped(dataset, folds)
     else:
         raise TrainingError(f"unknown split {kind!r}: choose one of {', '.join(SPLITS)}")
+    for fold in plan.folds:
+        train, valid, test = set(fold.train), set(fold.valid), set(fold.test)
+        if train & valid or train & test or valid & test:
+            raise RuntimeError(f"split {fold.name} puts a clip in two parts")  # a bug, not bad input
+    return plan
+
+
+def check_trainable(plan: SplitPlan, dataset: Dataset) -> None:
+    """Raise unless every class has training clips in every fold (a class never trained is never predicted).
+
+    Raises
+    ------
+    TrainingError
+        Naming the fold and the classes without training clips.
+    """
     labels = dataset.label_indices()
     for fold in plan.folds:
-        parts = (set(fold.train), set(fold.valid), set(fold.test))
-        assert not (parts[0] & parts[1] or parts[0] & parts[2] or parts[1] & parts[2]), "split overlaps"
-        present = {labels[i] for i in fold.train}
-        if len(present) < 2:
-            raise TrainingError(f"split {fold.name}: the training part holds fewer than two classes")
-        missing = sorted({dataset.labels[labels[i]] for i in fold.test} - {dataset.labels[j] for j in present})
+        present = {dataset.labels[labels[i]] for i in fold.train}
+        missing = [label for label in dataset.labels if label not in present]
         if missing:
-            raise TrainingError(f"split {fold.name}: classes {missing} are tested but have no training clips")
-    return plan
+            hint = " (the fault-filtered lists need the full GTZAN)" if plan.kind == "fault-filtered" else ""
+            raise TrainingError(
+                f"split {fold.name}: classes {missing} have no training clips{hint}; use --split grouped-kfold"
+            )
