@@ -277,21 +277,22 @@ class GenreModel:
                 fresh_from = frames - context - hop
             shifted.append(previous)
             groups.setdefault(fresh_from, []).append(i)
-        results: list[np.ndarray] = [np.empty(0)] * len(names)
-        rows: dict[int, tuple[np.ndarray, ...]] = {}
+        order: list[int] = []
+        parts: list[list[np.ndarray]] = []
         for fresh_from, members in groups.items():
             cache_in = None if fresh_from == 0 else np.concatenate([shifted[i] for i in members])
             out = self._run(windows[members], run_names, cache_in, fresh_from)
             features = out[run_names.index(spec.cache_output)]
             for row, i in enumerate(members):
-                rows[i] = tuple(o[row:row + 1] for o in out[: len(names)])
                 if contiguous[i]:
                     caches[i].features = features[row:row + 1].copy()
                     caches[i].end_frame = int(end_frames[i])
                 else:
                     caches[i].reset()
-        results = [np.concatenate([rows[i][k] for i in range(len(caches))]) for k in range(len(names))]
-        return dict(zip(names, results, strict=True))
+            order += members
+            parts.append(out[: len(names)])
+        inverse = np.argsort(order)  # back to the callers' window order
+        return {name: np.concatenate([part[k] for part in parts])[inverse] for k, name in enumerate(names)}
 
     def genre_scores(self, windows: np.ndarray) -> np.ndarray:
         """Scores of :attr:`labels` only, ``(batch, len(labels))``."""
