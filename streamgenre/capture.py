@@ -27,6 +27,8 @@ __all__ = ["Capture", "DeviceInfo", "list_devices", "resolve_device"]
 MAX_CHANNELS = 2
 """Channels captured at most (virtual devices such as ALSA ``default`` report 32 inputs)."""
 TIME_SLOTS = 4096
+POLL_S = 0.0005  # the worker's poll period while a block is due (see Capture.read_block)
+WAKE_LEAD_S = 0.004  # the worker sleeps until this long before the next block is due, then polls
 """Callbacks whose arrival times are kept (~7 min at 100 ms blocks)."""
 STALL_TIMEOUT_S = 5.0
 """A running device that delivers nothing for this long is treated as lost."""
@@ -214,7 +216,10 @@ class Capture:
         self.channels = self.info.channels
         self.blocksize = max(1, round(self.sample_rate * block_seconds))
         self.latency = latency
-        self.ring = RingBuffer(max(4 * self.blocksize, round(self.sample_rate * ring_seconds)), self.channels)
+        self.ring = RingBuffer(max(4 * self.blocksize, round(self.sample_rate * ring_seconds)), self.channels,
+                               poll_interval=POLL_S)
+        self._next_due: float | None = None  # when the next block should arrive (monotonic seconds)
+        self._last_captured: float | None = None
         self._times = np.zeros(TIME_SLOTS, np.float64)  # arrival time of callback k at k % TIME_SLOTS
         self._ends = np.zeros(TIME_SLOTS, np.int64)  # ring.written_total after callback k
         self.callbacks = 0
@@ -272,12 +277,25 @@ class Capture:
             The stream was ended by PortAudio (device unplugged, server gone) or delivered nothing
             for :data:`STALL_TIMEOUT_S` seconds.
         """
+        due = self._next_due
+        if due is not None and self.ring.available < self.blocksize:
+            # Blocks arrive one period apart: sleep most of the gap in one go, then poll finely, so
+            # a block waits well under a millisecond without hundreds of wake-ups per second.
+            lead = due - WAKE_LEAD_S - time.monotonic()
+            if lead > 0:
+                time.sleep(min(lead, timeout))
         if not self.ring.wait_available(self.blocksize, timeout):
             self._check_alive()
             return None
         self.ring.read_into(self._block)
         self._last_data = time.monotonic()
-        return self._block, self.capture_time(self.ring.read_total)
+        captured = self.capture_time(self.ring.read_total)
+        period = self.blocksize / self.sample_rate
+        if self._last_captured is not None:  # faster sources (replays) and bursty drivers: the last gap
+            period = min(period, max(0.0, captured - self._last_captured))
+        self._last_captured = captured
+        self._next_due = captured + period
+        return self._block, captured
 
     def _check_alive(self) -> None:
         name = self.info.name

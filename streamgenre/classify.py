@@ -83,16 +83,15 @@ def iter_audio_files(paths: Iterable[str | os.PathLike[str]]) -> Iterator[Path]:
 class WindowScorer:
     """Turns one stream's model windows into :class:`WindowResult` rows (offline and live paths).
 
-    With ``hop_frames`` small enough for consecutive windows to share work and a model that can
-    reuse it (its contract's streaming section), the scorer keeps the stream's cache and runs the
-    windows incrementally; otherwise each batch is one model call. Results are the same either way.
+    With overlapping windows (``hop_frames`` below the window length) and a model that can reuse
+    work between them (its contract's streaming section), the scorer keeps the stream's cache and
+    computes each frame's features once; otherwise each batch is one model call. Results are the
+    same either way.
     """
 
     def __init__(self, model: GenreModel, hop_frames: int | None = None) -> None:
         self.model = model
-        spec = model.streaming
-        reusable = spec is not None and hop_frames is not None and \
-            hop_frames <= model.window_frames - 2 * spec.context_frames - 1
+        reusable = model.streaming is not None and hop_frames is not None and hop_frames < model.window_frames
         self._cache = StreamCache() if reusable else None
         self._frame_seconds = model.mel_config.hop_length / model.mel_config.sample_rate
         contract = model.contract

@@ -17,7 +17,7 @@ from streamgenre.errors import ModelError
 from streamgenre.features import MelConfig
 
 METADATA_KEY = "streamgenre"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 OUTPUT_KINDS = ("softmax", "sigmoid", "logits", "embedding")
 
 
@@ -41,26 +41,56 @@ class OutputSpec:
 
 
 @dataclass(frozen=True)
-class StreamingSpec:
-    """How a model reuses work between overlapping windows of one stream (optional).
+class FeaturePart:
+    """One group of a streaming model's per-frame features.
 
-    The model takes, besides the mel window, ``cache_input`` (``(batch or 1, channels, window_frames)``
-    features of the previous window, shifted so column ``i`` belongs to frame ``i`` of this window)
-    and ``fresh_from_input`` (int64 scalar: columns ``[context_frames, fresh_from)`` are taken from
-    the cache, the rest recomputed; 0 recomputes everything), and returns the window's features as
-    ``cache_output`` for the next call. The result is exactly the full computation's.
+    The model maps ``input`` (``(batch, n, n_mels)`` mel frames) to ``output``
+    (``(batch, channels, n - before - after)``): the features of frames ``[before, n - after)``,
+    each depending only on the frames ``before`` ahead of and ``after`` behind it. And it maps
+    ``left_input`` (a window's first ``before + after`` frames) to ``left_output``
+    (``(batch, channels, before)``): the features of the window's first ``before`` frames, which
+    see the window's zero padding.
     """
 
-    cache_input: str
-    fresh_from_input: str
-    cache_output: str
+    input: str
+    output: str
+    left_input: str
+    left_output: str
     channels: int
-    context_frames: int
+    before: int
+    after: int
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe form."""
-        return {"cache_input": self.cache_input, "fresh_from_input": self.fresh_from_input,
-                "cache_output": self.cache_output, "channels": self.channels, "context_frames": self.context_frames}
+        return {"input": self.input, "output": self.output, "left_input": self.left_input,
+                "left_output": self.left_output, "channels": self.channels, "before": self.before,
+                "after": self.after}
+
+
+@dataclass(frozen=True)
+class StreamingSpec:
+    """How a model lets a stream compute each frame's front-end features once (optional).
+
+    Besides its window outputs (from the mel window and ``cache_input``), the graph has two
+    independent computations per :class:`FeaturePart` (a stream's frames, a window's first
+    frames). ``cache_input`` is ``(batch, channels, window_frames)``: the parts' features stacked
+    in order, column ``i`` belonging to frame ``i`` of the window; a part's columns are read for
+    frames ``[0, window_frames - after)`` (the first ``before`` from ``left_output``, the rest from
+    ``output``). The window computation adds the last ``after`` frames itself, so the result is
+    exactly the full model's.
+    """
+
+    cache_input: str
+    parts: tuple[FeaturePart, ...]
+
+    @property
+    def channels(self) -> int:
+        """Rows of ``cache_input``."""
+        return sum(part.channels for part in self.parts)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe form."""
+        return {"cache_input": self.cache_input, "parts": [part.to_dict() for part in self.parts]}
 
 
 @dataclass(frozen=True)
@@ -215,9 +245,18 @@ def _parse_streaming(raw: Any, window_frames: int) -> StreamingSpec | None:
         return None
     if not isinstance(raw, dict):
         raise ModelError("model metadata 'streaming' must be an object")
-    names = [_require(raw, key, str) for key in ("cache_input", "fresh_from_input", "cache_output")]
-    channels = _require(raw, "channels", int)
-    context = _require(raw, "context_frames", int)
-    if channels < 1 or not 0 <= context < window_frames // 2:
-        raise ModelError(f"model metadata 'streaming' has invalid channels/context_frames ({channels}, {context})")
-    return StreamingSpec(*names, channels=channels, context_frames=context)
+    cache_input = _require(raw, "cache_input", str)
+    raw_parts = _require(raw, "parts", list)
+    if not raw_parts:
+        raise ModelError("model metadata 'streaming' lists no feature parts")
+    parts = []
+    for item in raw_parts:
+        if not isinstance(item, dict):
+            raise ModelError("model metadata 'streaming.parts' entries must be objects")
+        names = [_require(item, key, str) for key in ("input", "output", "left_input", "left_output")]
+        channels, before, after = (_require(item, key, int) for key in ("channels", "before", "after"))
+        if channels < 1 or before < 0 or after < 0 or before + after >= window_frames:
+            raise ModelError(f"model metadata streaming part {names[1]!r} has invalid channels/before/after "
+                             f"({channels}, {before}, {after})")
+        parts.append(FeaturePart(*names, channels=channels, before=before, after=after))
+    return StreamingSpec(cache_input, tuple(parts))

@@ -41,9 +41,10 @@ GTZAN_COLORS: dict[str, str] = {
 }
 """Fixed colours of the 10 GTZAN genres (keys: lower case, letters and digits only)."""
 
-STAGES = ("resample", "mel", "model", "smoother", "end_to_end")
+STAGES = ("resample", "mel", "prepare", "model", "smoother", "end_to_end")
 _STAGE_NAMES = {"end_to_end": "end-to-end"}
-_SHORT_STAGE = {"resample": "res", "mel": "mel", "model": "model", "smoother": "smth", "end_to_end": "e2e"}
+_SHORT_STAGE = {"resample": "res", "mel": "mel", "prepare": "prep", "model": "model", "smoother": "smth",
+                "end_to_end": "e2e"}
 _WIDE_MIN_W, _WIDE_MIN_H, _RIGHT_W = 72, 18, 35
 _TIMELINE_S = 60.0
 _LEVEL_FLOOR_DB = -60.0

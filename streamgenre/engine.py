@@ -46,7 +46,7 @@ __all__ = ["BlockSource", "Engine", "FileBlockSource", "hop_frames_for"]
 log = logging.getLogger(__name__)
 
 BLOCK_SECONDS = 0.1
-STAGES = ("resample", "mel", "model", "smoother", "end_to_end")
+STAGES = ("resample", "mel", "prepare", "model", "smoother", "end_to_end")
 CLIP_LEVEL = 0.999  # |sample| at or above this counts as clipping (float capture saturates at 1.0)
 _MAX_HOP_S = 60.0
 
@@ -316,6 +316,12 @@ class Engine:
         t2 = time.perf_counter()
         timers["resample"].add((t1 - t0) * 1e3)
         timers["mel"].add((t2 - t1) * 1e3)
+        cache = self._scorer.cache
+        if len(batch) == 0 and cache is not None and len(frames):
+            # No window due: compute the new frames' features now, so the next window only adds its edges.
+            windower = self._windower
+            self.model.prepare_stream(cache, windower.recent(), windower.frames_seen, windower.next_end)
+            timers["prepare"].add((time.perf_counter() - t2) * 1e3)
         self.samples_in += x.shape[0]
         self.blocks += 1
         flat = x.reshape(-1)

@@ -39,12 +39,16 @@ def check_options(args: argparse.Namespace) -> None:
         raise ConfigError(f"--threads must be positive, got {args.threads}")
 
 
+LIVE_THREADS = 1
+"""Default inference threads of live/file/monitor streams: a window only adds its edges to features
+computed between windows, and a second thread mostly adds CPU time (compared in bench/e2e)."""
+
+
 def _load_model(args: argparse.Namespace) -> Any:
     from streamgenre.model import load_model
 
-    # One inference thread by default: live work is one small window per hop, and a second thread
-    # mostly adds CPU time (measured in bench/: ~2.5x the CPU share for no latency gain).
-    return load_model(args.model, provider=args.provider, threads=1 if args.threads is None else args.threads)
+    threads = LIVE_THREADS if args.threads is None else args.threads
+    return load_model(args.model, provider=args.provider, threads=threads)
 
 
 def format_line(snap: Snapshot) -> str:

@@ -1,7 +1,10 @@
 """Inference runtime: load an ONNX model with its contract and run it on mel windows.
 
-One :class:`GenreModel` (one onnxruntime session) is shared by every stream; it holds no
-per-stream state, so any number of streams may call :meth:`GenreModel.predict`.
+One :class:`GenreModel` (its onnxruntime sessions) is shared by every stream; it holds no
+per-stream state, so any number of streams may call :meth:`GenreModel.predict`. A streaming
+model's per-frame feature computations and its window computation run as separate sessions
+(each pruned from the one graph), so a stream computes each frame's features once, when they
+are due, and a window only adds its edges (see :class:`StreamCache`).
 """
 
 from __future__ import annotations
@@ -65,7 +68,7 @@ def _session_options(threads: int) -> Any:
     return options
 
 
-def _create_session(path: Path, provider: str, threads: int) -> Any:
+def _create_session(path: Path, provider: str, threads: int, model_bytes: bytes | None = None) -> Any:
     import onnxruntime as ort
 
     if provider not in PROVIDERS:
@@ -83,7 +86,8 @@ def _create_session(path: Path, provider: str, threads: int) -> Any:
         except Exception as exc:
             log.debug("onnxruntime.preload_dlls failed: %s", exc)
     try:
-        session = ort.InferenceSession(str(path), sess_options=_session_options(threads), providers=providers)
+        session = ort.InferenceSession(str(path) if model_bytes is None else model_bytes,
+                                       sess_options=_session_options(threads), providers=providers)
     except Exception as exc:  # onnxruntime raises its own exception types for bad files
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelError(f"{path}: not a loadable ONNX model ({reason[:200]})") from None
@@ -95,22 +99,26 @@ def _create_session(path: Path, provider: str, threads: int) -> Any:
 
 
 class StreamCache:
-    """One stream's reusable model state (the previous window's features), owned by the stream.
+    """One stream's reusable model state, owned by the stream: its frames' front-end features.
 
-    Pass the same object with each window of a stream to :meth:`GenreModel.predict_stream`; call
-    :meth:`reset` when the stream restarts. The shared model session holds no stream state.
+    A streaming model's features of a frame depend only on nearby frames, so they are computed
+    once per stream frame and kept here (a ring indexed by stream frame) until no window can
+    need them. Pass the same object with each window of a stream to
+    :meth:`GenreModel.predict_stream` (and, between windows, :meth:`GenreModel.prepare_stream`);
+    call :meth:`reset` when the stream restarts. The shared model sessions hold no stream state.
     """
 
-    __slots__ = ("end_frame", "features", "scratch")
+    __slots__ = ("features", "left", "left_start", "valid")
 
     def __init__(self) -> None:
-        self.scratch: np.ndarray | None = None
         self.reset()
 
     def reset(self) -> None:
-        """Forget the previous window."""
-        self.features: np.ndarray | None = None
-        self.end_frame: int | None = None
+        """Forget the stream's frames."""
+        self.features: np.ndarray | None = None  # (channels, ring) float32
+        self.valid: list[tuple[int, int]] = []  # per feature part: stream frames [lo, hi) held
+        self.left: np.ndarray | None = None  # (channels, window frames): first frames of the next window
+        self.left_start: int | None = None  # stream frame where that window starts
 
 
 class GenreModel:
@@ -128,16 +136,21 @@ class GenreModel:
         Intra-op threads of the session.
     """
 
-    def __init__(self, path: Path, session: Any, contract: ModelContract, threads: int) -> None:
+    def __init__(self, path: Path, session: Any, contract: ModelContract, threads: int,
+                 features_session: Any = None, left_session: Any = None) -> None:
         self.path = path
         self.contract = contract
         self.threads = threads
-        self._session = session
+        self._session = session  # streaming models: the window computation only
+        self._features_session = features_session  # streaming models: every part on stream frames
+        self._left_session = left_session  # ... and on a window's first frames
         self.provider: str = session.get_providers()[0]
         self.output_names = list(contract.outputs)
         spec = contract.streaming
-        self._zero_cache = None if spec is None else np.zeros(
-            (1, spec.channels, contract.window_frames), np.float32)
+        if spec is not None and (features_session is None or left_session is None):
+            raise ValueError("a streaming model needs its feature sessions")
+        self._ring = 2 * contract.window_frames  # stream frames a StreamCache holds
+        self._offsets = [] if spec is None else list(np.cumsum([0, *(p.channels for p in spec.parts)]))
 
     @property
     def name(self) -> str:
@@ -195,14 +208,42 @@ class GenreModel:
             raise ValueError(f"unknown model outputs {unknown}; the model has {self.output_names}")
         return list(names)
 
-    def _run(self, windows: np.ndarray, names: list[str], cache: np.ndarray | None,
-             fresh_from: int) -> list[np.ndarray]:
+    def _run(self, windows: np.ndarray, names: list[str], cache: np.ndarray | None) -> list[np.ndarray]:
         feeds = {self.contract.input_name: windows}
         spec = self.contract.streaming
         if spec is not None:
-            feeds[spec.cache_input] = self._zero_cache if cache is None else cache
-            feeds[spec.fresh_from_input] = np.array(fresh_from, np.int64)
+            feeds[spec.cache_input] = cache
         return self._session.run(names, feeds)
+
+    def _parts(self, frames: list[np.ndarray | None]) -> list[np.ndarray | None]:
+        """Every feature part in one call: part ``i`` of ``(batch, n_i, n_mels)`` frames is
+        ``(batch, channels_i, n_i - before_i - after_i)``. A part given None is not needed (it
+        runs on the fewest frames it accepts and its result is dropped)."""
+        parts = self.contract.streaming.parts
+        batch = next(len(f) for f in frames if f is not None)
+        feeds = {part.input: f if f is not None else np.zeros((batch, part.before + part.after + 1,
+                                                              self.mel_config.n_mels), np.float32)
+                 for part, f in zip(parts, frames, strict=True)}
+        out = self._features_session.run([part.output for part in parts], feeds)
+        return [o if f is not None else None for o, f in zip(out, frames, strict=True)]
+
+    def _lefts(self, windows: np.ndarray, out: np.ndarray) -> None:
+        """Each part's features of the first frames of ``windows`` into ``out`` (batch, channels, frames)."""
+        parts = self.contract.streaming.parts
+        feeds = {p.left_input: np.ascontiguousarray(windows[:, : p.before + p.after]) for p in parts}
+        results = self._left_session.run([p.left_output for p in parts], feeds)
+        for i, (part, features) in enumerate(zip(parts, results, strict=True)):
+            out[:, self._offsets[i]:self._offsets[i + 1], : part.before] = features
+
+    def _window_features(self, windows: np.ndarray) -> np.ndarray:
+        """The cache input of windows computed from the windows alone (no stream history)."""
+        spec = self.contract.streaming
+        frames = self.window_frames
+        cache = np.zeros((len(windows), spec.channels, frames), np.float32)
+        for i, (part, features) in enumerate(zip(spec.parts, self._parts([windows] * len(spec.parts)), strict=True)):
+            cache[:, self._offsets[i]:self._offsets[i + 1], part.before:frames - part.after] = features
+        self._lefts(windows, cache)
+        return cache
 
     def predict(self, windows: np.ndarray, outputs: list[str] | None = None) -> dict[str, np.ndarray]:
         """Run the model on a batch of windows (each computed in full).
@@ -222,12 +263,92 @@ class GenreModel:
         """
         windows = self._validate_windows(windows)
         names = self._output_names(outputs)
-        return dict(zip(names, self._run(windows, names, None, 0), strict=True))
+        cache = None if self.contract.streaming is None else self._window_features(windows)
+        return dict(zip(names, self._run(windows, names, cache), strict=True))
+
+    def prepare_stream(self, cache: StreamCache, frames: np.ndarray, end_frame: int,
+                       next_end_frame: int | None = None) -> None:
+        """Compute the features of a stream's newest frames ahead of its next window.
+
+        Call it between windows (for example after every audio block): the next
+        :meth:`predict_stream` then only computes what the newest frames add (and, given
+        ``next_end_frame``, not even the window's first frames). A no-op for models without a
+        streaming section.
+
+        Parameters
+        ----------
+        cache
+            The stream's cache (updated in place).
+        frames
+            ``(n, n_mels)``: the stream's latest consecutive frames (at most ``window_frames`` are used).
+        end_frame
+            Stream frame index (exclusive) where ``frames`` end.
+        next_end_frame
+            Where the stream's next window will end, when known.
+        """
+        if self.contract.streaming is None:
+            return
+        frames = np.asarray(frames, np.float32)
+        if frames.ndim != 2 or frames.shape[1] != self.mel_config.n_mels:
+            raise ValueError(f"frames must be shaped (n, {self.mel_config.n_mels}), got {frames.shape}")
+        if end_frame < len(frames):
+            raise ValueError(f"end_frame {end_frame} is before the {len(frames)} frames given")
+        frames = frames[-self.window_frames:]
+        self._update(cache, frames, int(end_frame))
+        if next_end_frame is not None:
+            self._prepare_left(cache, frames, int(end_frame), int(next_end_frame))
+
+    def _prepare_left(self, cache: StreamCache, frames: np.ndarray, end_frame: int, next_end: int) -> None:
+        """The first frames' features of the window ending at ``next_end``, once its first frames are in."""
+        start = next_end - self.window_frames
+        need = max(p.before + p.after for p in self.contract.streaming.parts)
+        first = end_frame - len(frames)
+        if cache.left_start == start or start < first or start + need > end_frame:
+            return
+        if cache.left is None:
+            cache.left = np.zeros((1, self.contract.streaming.channels, self.window_frames), np.float32)
+        self._lefts(frames[None, start - first: start - first + need], cache.left)
+        cache.left_start = start
+
+    def _update(self, cache: StreamCache, frames: np.ndarray, end_frame: int) -> None:
+        """Compute, into ``cache``, each part's features of the frames whose context lies in ``frames``."""
+        spec = self.contract.streaming
+        if cache.features is None:
+            cache.features = np.zeros((spec.channels, self._ring), np.float32)
+            cache.valid = [(0, 0)] * len(spec.parts)
+        first = end_frame - len(frames)
+        todo: list[tuple[int, int, int]] = []  # (part, first frame, end frame) to compute
+        inputs: list[np.ndarray | None] = []
+        for i, part in enumerate(spec.parts):
+            lo, hi = cache.valid[i]
+            start, stop = first + part.before, end_frame - part.after  # frames computable from `frames`
+            if not lo <= start <= hi:  # a gap (or a restart): begin again at `start`
+                cache.valid[i] = lo, hi = start, start
+            if stop <= hi:
+                inputs.append(None)
+                continue
+            todo.append((i, hi, stop))
+            inputs.append(frames[None, hi - part.before - first: stop + part.after - first])
+        if not todo:
+            return
+        results = self._parts(inputs)
+        for i, hi, stop in todo:
+            columns = np.arange(hi, stop) % self._ring
+            cache.features[self._offsets[i]:self._offsets[i + 1], columns] = results[i][0]
+            cache.valid[i] = (max(cache.valid[i][0], stop - self._ring), stop)
+
+    def _gather(self, cache: StreamCache, end_frame: int, out: np.ndarray) -> None:
+        """Copy the cached features of the window ending at ``end_frame`` into ``out`` (channels, frames)."""
+        frames = self.window_frames
+        for i, part in enumerate(self.contract.streaming.parts):
+            columns = np.arange(end_frame - frames + part.before, end_frame - part.after) % self._ring
+            rows = slice(self._offsets[i], self._offsets[i + 1])
+            out[rows, part.before:frames - part.after] = cache.features[rows][:, columns]
 
     def predict_stream(self, windows: np.ndarray, end_frames: np.ndarray, caches: list[StreamCache],
                        contiguous: np.ndarray | list[bool], outputs: list[str] | None = None
                        ) -> dict[str, np.ndarray]:
-        """Like :meth:`predict`, reusing each stream's previous window where the model allows.
+        """Like :meth:`predict`, computing each stream frame's features only once.
 
         Parameters
         ----------
@@ -237,8 +358,7 @@ class GenreModel:
             Stream frame index (exclusive) where each window ends.
         caches
             Each window's stream state (updated in place). Windows of the same stream must come
-            in stream order. Windows of different streams that can reuse the same amount of work
-            run as one batch.
+            in stream order; windows of several streams share one model call.
         contiguous
             Whether each window is made of consecutive stream frames (False for repeat-padded
             provisional windows: they neither use nor feed the cache).
@@ -252,47 +372,36 @@ class GenreModel:
         """
         windows = self._validate_windows(windows)
         names = self._output_names(outputs)
-        spec = self.contract.streaming
         if len(caches) != len(windows) or len(end_frames) != len(windows) or len(contiguous) != len(windows):
             raise ValueError("predict_stream needs one end frame, cache and contiguous flag per window")
-        if spec is None:
+        if self.contract.streaming is None:
             return self.predict(windows, names)
-        run_names = [*names, spec.cache_output] if spec.cache_output not in names else names
-        frames, context = self.window_frames, spec.context_frames
-        if len({id(c) for c in caches}) < len(caches):  # a stream twice: each window needs the one before
-            parts = [self.predict_stream(windows[i:i + 1], end_frames[i:i + 1], [c], [contiguous[i]], names)
-                     for i, c in enumerate(caches)]
-            return {name: np.concatenate([p[name] for p in parts]) for name in names}
-        groups: dict[int, list[int]] = {}  # fresh_from -> window indices, each group one batched call
-        shifted: list[np.ndarray | None] = []
-        for i, cache in enumerate(caches):
-            hop = None if cache.end_frame is None else int(end_frames[i]) - cache.end_frame
-            fresh_from, previous = 0, None
-            if contiguous[i] and cache.features is not None and hop is not None and \
-                    1 <= hop <= frames - 2 * context - 1:
-                if cache.scratch is None:
-                    cache.scratch = np.zeros_like(cache.features)
-                previous = cache.scratch
-                previous[:, :, : frames - hop] = cache.features[:, :, hop:]
-                fresh_from = frames - context - hop
-            shifted.append(previous)
-            groups.setdefault(fresh_from, []).append(i)
-        order: list[int] = []
-        parts: list[list[np.ndarray]] = []
-        for fresh_from, members in groups.items():
-            cache_in = None if fresh_from == 0 else np.concatenate([shifted[i] for i in members])
-            out = self._run(windows[members], run_names, cache_in, fresh_from)
-            features = out[run_names.index(spec.cache_output)]
-            for row, i in enumerate(members):
-                if contiguous[i]:
-                    caches[i].features = features[row:row + 1].copy()
-                    caches[i].end_frame = int(end_frames[i])
-                else:
-                    caches[i].reset()
-            order += members
-            parts.append(out[: len(names)])
-        inverse = np.argsort(order)  # back to the callers' window order
-        return {name: np.concatenate([part[k] for part in parts])[inverse] for k, name in enumerate(names)}
+        flags = np.asarray(contiguous, bool)
+        alone = np.flatnonzero(~flags)
+        cache_in = np.zeros((len(windows), self.contract.streaming.channels, self.window_frames), np.float32)
+        if len(alone):
+            cache_in[alone] = self._window_features(windows[alone])
+        computed_left = []
+        for i in np.flatnonzero(flags):
+            end = int(end_frames[i])
+            if end < self.window_frames:
+                raise ValueError(f"window {i} ends at stream frame {end}, before a whole window of frames")
+            self._update(caches[i], windows[i], end)
+            self._gather(caches[i], end, cache_in[i])
+            if caches[i].left_start == end - self.window_frames:
+                for j, part in enumerate(self.contract.streaming.parts):
+                    rows = slice(self._offsets[j], self._offsets[j + 1])
+                    cache_in[i, rows, : part.before] = caches[i].left[0, rows, : part.before]
+            else:
+                computed_left.append(i)
+        if computed_left:
+            lefts = np.zeros((len(computed_left), *cache_in.shape[1:]), np.float32)
+            self._lefts(windows[computed_left], lefts)
+            for row, i in enumerate(computed_left):
+                for j, part in enumerate(self.contract.streaming.parts):
+                    rows = slice(self._offsets[j], self._offsets[j + 1])
+                    cache_in[i, rows, : part.before] = lefts[row, rows, : part.before]
+        return dict(zip(names, self._run(windows, names, cache_in), strict=True))
 
     def genre_scores(self, windows: np.ndarray) -> np.ndarray:
         """Scores of :attr:`labels` only, ``(batch, len(labels))``."""
@@ -309,7 +418,8 @@ def _check_io(path: Path, session: Any, contract: ModelContract) -> None:
     inputs = {i.name: i for i in session.get_inputs()}
     expected_inputs = [contract.input_name]
     if contract.streaming is not None:
-        expected_inputs += [contract.streaming.cache_input, contract.streaming.fresh_from_input]
+        parts = contract.streaming.parts
+        expected_inputs += [contract.streaming.cache_input, *(p.input for p in parts), *(p.left_input for p in parts)]
     if sorted(inputs) != sorted(expected_inputs):
         raise ModelError(f"{path}: expected inputs {expected_inputs}, found {sorted(inputs)}")
     shape = inputs[contract.input_name].shape
@@ -324,8 +434,32 @@ def _check_io(path: Path, session: Any, contract: ModelContract) -> None:
         size = len(spec.labels) or spec.size
         if isinstance(width, int) and size is not None and width != size:
             raise ModelError(f"{path}: output {name!r} has {width} units but metadata describes {size}")
-    if contract.streaming is not None and contract.streaming.cache_output not in graph_outputs:
-        raise ModelError(f"{path}: metadata names cache output {contract.streaming.cache_output!r} the graph lacks")
+    if contract.streaming is not None:
+        lacking = [name for part in contract.streaming.parts for name in (part.output, part.left_output)
+                   if name not in graph_outputs]
+        if lacking:
+            raise ModelError(f"{path}: metadata names feature outputs {lacking} the graph lacks")
+
+
+def _split_sessions(path: Path, contract: ModelContract, provider: str, threads: int) -> tuple[Any, Any, Any]:
+    """Sessions for a streaming model's window computation and for its feature parts.
+
+    onnxruntime runs every node of a graph whatever outputs are asked for, so each computation
+    gets its own session on the sub-graph it needs (pruned with onnx's extractor).
+    """
+    import onnx
+    from onnx.utils import Extractor
+
+    spec = contract.streaming
+    try:
+        extractor = Extractor(onnx.load(str(path)))
+        graphs = [extractor.extract_model([contract.input_name, spec.cache_input], list(contract.outputs))]
+        graphs.append(extractor.extract_model([p.input for p in spec.parts], [p.output for p in spec.parts]))
+        graphs.append(extractor.extract_model([p.left_input for p in spec.parts], [p.left_output for p in spec.parts]))
+    except Exception as exc:  # onnx raises several types for graphs it cannot prune
+        raise ModelError(f"{path}: cannot split the streaming graph ({str(exc).strip()[:200]})") from None
+    window, features, left = (_create_session(path, provider, threads, g.SerializeToString()) for g in graphs)
+    return window, features, left
 
 
 def default_threads() -> int:
@@ -371,7 +505,10 @@ def load_model(path: str | Path | None = None, provider: str = "auto", threads: 
     except ModelError as exc:
         raise ModelError(f"{model_path}: {exc}") from None
     _check_io(model_path, session, contract)
-    model = GenreModel(model_path, session, contract, threads)
+    features = left = None
+    if contract.streaming is not None:
+        session, features, left = _split_sessions(model_path, contract, provider, threads)
+    model = GenreModel(model_path, session, contract, threads, features, left)
     if warmup:
         model.predict(np.zeros((1, contract.window_frames, contract.mel_config.n_mels), np.float32))
     log.debug("loaded %s on %s with %d threads", model_path, model.provider, threads)

@@ -101,6 +101,20 @@ class MelWindower:
             return self._batch([], [], [])
         return self._batch([self._current_window()], [self.frames_seen], [True])
 
+    @property
+    def next_end(self) -> int:
+        """Stream frame count at which the next window is due (where it will end)."""
+        return self._next_emit
+
+    def recent(self) -> np.ndarray:
+        """The newest frames seen (at most ``window_frames``; a view, valid until the next call).
+
+        They end at stream frame :attr:`frames_seen`: what a stream's model cache can be filled
+        from between windows.
+        """
+        have = min(self._fill, self.window_frames)
+        return self._buffer[self._fill - have:self._fill]
+
     def _first_due(self) -> int:
         return self.first_after_frames or self.window_frames
 

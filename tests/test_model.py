@@ -117,7 +117,9 @@ def _contract_json() -> dict:
     (lambda d: d | {"format_version": 99}, "format version 99"),
     (lambda d: {k: v for k, v in d.items() if k != "mel_config"}, "lacks 'mel_config'"),
     (lambda d: d | {"mel_config": d["mel_config"] | {"n_fft": -1}}, "mel_config is invalid"),
-    (lambda d: d | {"input": d["input"] | {"window_frames": 100}}, "does not match metadata"),
+    (lambda d: d | {"input": d["input"] | {"window_frames": 200}}, "does not match metadata"),
+    (lambda d: d | {"input": d["input"] | {"window_frames": 100}}, "invalid channels/before/after"),
+    (lambda d: d | {"streaming": d["streaming"] | {"parts": []}}, "lists no feature parts"),
     (lambda d: d | {"genre_labels": ["polka"]}, "genre_labels not among"),
     (lambda d: d | {"outputs": d["outputs"] | {"tags": d["outputs"]["tags"] | {
         "labels": d["outputs"]["tags"]["labels"][:-1]}}}, "has 50 units but metadata describes 49"),
@@ -175,32 +177,50 @@ def test_contract_round_trips(ported):
 
 
 def test_incremental_stream_inference_equals_full_windows(ported):
-    """Reusing the previous window's timbral features gives the full computation's outputs."""
+    """Computing each stream frame's features once (between windows too) gives the full windows' outputs."""
     from streamgenre.model import StreamCache
 
     model = ported["MSD"]
-    assert model.streaming is not None and model.streaming.context_frames == 3
+    spec = model.streaming
+    assert spec is not None and [(p.before, p.after) for p in spec.parts] == [(3, 3), (63, 64), (31, 32), (15, 16)]
     frames = np.load(require_shared("musicnn_ref", "jazz.00000.npz"))["patches"].reshape(-1, 96)
     window = model.window_frames
     cache = StreamCache()
-    ends, hops = [], [31, 31, 7, 1, 180, 60, 31]  # 180 > window - 7: no reuse possible, recomputed
+    ends, hops = [], [31, 31, 7, 1, 180, 60, 31, 250]  # 180 and 250 leave gaps: the cache starts again
     end = window
     for hop in [0, *hops]:
         end += hop
         ends.append(end)
+    previous = 0
     for i, end in enumerate(ends):
+        # between windows, blocks of frames that are not multiples of anything arrive
+        for block_end in range(previous + 5, end, 13):
+            model.prepare_stream(cache, frames[max(0, block_end - window):block_end], block_end,
+                                 end if i % 2 else None)  # knowing the next window's end, or not
+        if i % 2 and previous + 5 < end:  # its first frames' features were ready before it ended
+            assert cache.left_start == end - window
         win = frames[end - window:end][None]
         streamed = model.predict_stream(win, np.array([end]), [cache], [True])
         full = model.predict(win)
         for name in ("tags", "embedding", "max_pool"):
             np.testing.assert_allclose(streamed[name], full[name], atol=2e-5, rtol=1e-5, err_msg=f"{name} #{i}")
-    # a provisional (repeat-padded) window neither uses nor feeds the cache
-    model.predict_stream(frames[:window][None], np.array([window]), [cache], [False])
-    assert cache.features is None and cache.end_frame is None
-    # several streams in one call
+        previous = end
+    # a provisional (repeat-padded) window neither uses nor changes the cache
+    held = cache.features.copy(), list(cache.valid), cache.left_start
+    padded = np.tile(frames[:40], (5, 1))[:window][None]
+    alone = model.predict_stream(padded, np.array([40]), [cache], [False])
+    np.testing.assert_allclose(alone["tags"], model.predict(padded)["tags"], atol=2e-5)
+    assert np.array_equal(cache.features, held[0]) and (cache.valid, cache.left_start) == held[1:]
+    # the same stream twice in one call, and several streams in one call
+    one = StreamCache()
+    seq = np.stack([frames[:window], frames[31:31 + window]])
+    both_same = model.predict_stream(seq, np.array([window, window + 31]), [one, one], [True, True])
+    np.testing.assert_allclose(both_same["tags"], model.predict(seq)["tags"], atol=2e-5)
     caches = [StreamCache(), StreamCache()]
     wins = np.stack([frames[:window], frames[100:100 + window]])
     both = model.predict_stream(wins, np.array([window, window + 100]), caches, [True, True])
     np.testing.assert_allclose(both["tags"], model.predict(wins)["tags"], atol=2e-5)
+    with pytest.raises(ValueError, match="frames must be shaped"):
+        model.prepare_stream(cache, frames[:10, :50], 10)
     with pytest.raises(ValueError, match="one end frame"):
         model.predict_stream(wins, np.array([1]), caches, [True, True])

@@ -20,12 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from streamgenre.contract import ModelContract, OutputSpec, StreamingSpec
+from streamgenre.contract import FeaturePart, ModelContract, OutputSpec, StreamingSpec
 from streamgenre.features import MelConfig
 from training.musicnn_port import (
-    TIMBRAL_CONTEXT,
-    TIMBRAL_FILTERS,
-    TIMBRAL_HEIGHTS,
     Musicnn,
     StreamingMusicnn,
     load_musicnn_weights,
@@ -34,9 +31,13 @@ from training.tf_checkpoint import CheckpointReader
 
 MUSICNN_MEL = MelConfig(sample_rate=16000, n_fft=512, hop_length=256, n_mels=96, log="log10p", log_scale=10000.0)
 WINDOW_FRAMES = 187
-OUTPUT_NAMES = ["tags", "embedding", "max_pool", "mean_pool", "timbral"]
-STREAMING = StreamingSpec(cache_input="timbral_cache", fresh_from_input="fresh_from", cache_output="timbral",
-                          channels=len(TIMBRAL_HEIGHTS) * TIMBRAL_FILTERS, context_frames=TIMBRAL_CONTEXT)
+STREAMING = StreamingSpec(cache_input="front_cache", parts=tuple(
+    FeaturePart(f"{name}_frames", f"{name}_features", f"{name}_left_frames", f"{name}_left_features",
+                channels, before, after)
+    for name, channels, (before, after) in StreamingMusicnn.parts()
+))
+OUTPUT_NAMES = ["tags", "embedding", "max_pool", "mean_pool", *(part.output for part in STREAMING.parts),
+                *(part.left_output for part in STREAMING.parts)]
 
 MSD_TAGS = ['rock', 'pop', 'alternative', 'indie', 'electronic', 'female vocalists', 'dance', '00s',
             'alternative rock', 'jazz', 'beautiful', 'metal', 'chillout', 'male vocalists', 'classic rock', 'soul',

@@ -115,15 +115,14 @@ class Musicnn(nn.Module):
         """``(embedding, max_pool, mean_pool)`` of ``(batch, frames, 96)`` log-mel patches."""
         x = self.input_bn(patches.unsqueeze(1))  # (B, 1, T, 96)
         timbral = torch.cat([block(x) for block in self.timbral], dim=1)  # (B, 408, T)
-        return self.embed_with_timbral(x, timbral)
+        return self.embed_with_front(torch.cat([timbral, *[block(x) for block in self.temporal]], dim=1))
 
     def timbral_valid(self, padded: torch.Tensor) -> torch.Tensor:
         """Timbral features of normalised input already padded/cut along time: ``(B, 408, T - 6)``."""
         return torch.cat([block.unpadded(padded) for block in self.timbral], dim=1)
 
-    def embed_with_timbral(self, x: torch.Tensor, timbral: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """The rest of the network given normalised input ``x`` (B, 1, T, 96) and its timbral features."""
-        front = torch.cat([timbral, *[block(x) for block in self.temporal]], dim=1)  # (B, 561, T)
+    def embed_with_front(self, front: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Mid end and back end on the ``(B, 561, T)`` front-end features: (embedding, max_pool, mean_pool)."""
         features = [front]
         h = front
         for index, (conv, bn) in enumerate(zip(self.midend, self.midend_bn, strict=True)):
@@ -192,23 +191,30 @@ def load_musicnn_weights(model: Musicnn, weights: Mapping[str, np.ndarray]) -> N
         put(model.output.bias, weights["dense_1/bias"])
 
 
-TIMBRAL_CONTEXT = 3  # frames of context each side of a timbral feature (7-frame kernels)
+TIMBRAL_CONTEXT = (3, 3)  # frames of context before/after a timbral feature (7-frame kernels)
+TIMBRAL_CHANNELS = len(TIMBRAL_HEIGHTS) * TIMBRAL_FILTERS  # 408
 
 
 class StreamingMusicnn(nn.Module):
-    """musicnn (optionally with a head on its embedding) that can reuse the timbral features of the
-    previous, overlapping window.
+    """musicnn (optionally with a head on its embedding) split so a stream computes each frame's
+    front-end features once, and most of a window's before the window is complete.
 
-    The timbral convolutions (7-frame kernels, 80 % of musicnn's arithmetic) see only three frames
-    of context each side, so a frame's timbral features are the same in every window in which it
-    has real context on both sides. Inputs: ``mel`` ``(B, T, 96)``; ``timbral_cache``
-    ``(B or 1, 408, T)``: the previous window's timbral output shifted so that column ``i`` belongs
-    to frame ``i`` of this window; ``fresh_from`` (int64 scalar): columns ``[3, fresh_from)`` are
-    taken from the cache, the rest computed. ``fresh_from = 0`` computes everything (offline use);
-    for a stream advancing ``h`` frames per window it can be ``T - 3 - h``. The first and last three
-    frames, which see the window's zero padding, are always computed, so the result is exactly the
-    full-window model's. Outputs: the wrapped outputs followed by ``timbral`` (B, 408, T) for the
-    next call's cache.
+    A frame's timbral features depend only on the frames three either side of it; its features
+    from a temporal kernel of ``L`` frames on the ``L // 2 - 1`` frames before and ``L // 2``
+    after it. Inside a window those features are the same in every window that holds the frame's
+    whole context, so a stream computes them once, as soon as the context has arrived. Only the
+    frames near a window's edges see its zero padding: the first ``before`` frames of a feature
+    group depend on the window's first ``before + after`` frames alone (known long before the
+    window ends), the last ``after`` frames on its newest ones.
+
+    The graph therefore has independent parts, which the runtime runs on their own. Per feature
+    group (:meth:`parts`: timbral, then the 128-, 64- and 32-frame temporal blocks): ``frames``
+    ``(B, n, 96)`` -> its features of frames ``[before, n - after)``, and ``left`` frames
+    ``(B, before + after, 96)`` -> its features of a window's first ``before`` frames. And the window:
+    ``mel`` ``(B, T, 96)`` plus ``front_cache`` ``(B, 561, T)`` holding each group's features of
+    frames ``[0, T - after)`` (other columns are ignored) -> the wrapped model's outputs, computing
+    only each group's last ``after`` frames itself. Running the parts on a window and then the
+    window computation gives exactly the full model's result.
     """
 
     def __init__(self, backbone: Musicnn, head: nn.Module | None = None) -> None:
@@ -216,20 +222,44 @@ class StreamingMusicnn(nn.Module):
         self.backbone = backbone
         self.head = head
 
-    def forward(self, mel: torch.Tensor, timbral_cache: torch.Tensor, fresh_from: torch.Tensor
+    @staticmethod
+    def parts() -> list[tuple[str, int, tuple[int, int]]]:
+        """``(name, channels, (before, after))`` of each feature group, in cache order."""
+        temporal = [(f"temporal{length}", TEMPORAL_FILTERS, _tf_same_padding(length)) for length in TEMPORAL_LENGTHS]
+        return [("timbral", TIMBRAL_CHANNELS, TIMBRAL_CONTEXT), *temporal]
+
+    def _groups(self) -> list[tuple[nn.Module | None, tuple[int, int]]]:
+        """(block, time padding) per feature group; None stands for both timbral blocks."""
+        return [(None, TIMBRAL_CONTEXT), *((block, block.time_padding) for block in self.backbone.temporal)]
+
+    def _valid(self, block: nn.Module | None, x: torch.Tensor) -> torch.Tensor:
+        return self.backbone.timbral_valid(x) if block is None else block.unpadded(x)
+
+    def forward(self, mel: torch.Tensor, front_cache: torch.Tensor, *frames: torch.Tensor
                 ) -> tuple[torch.Tensor, ...]:
-        c = TIMBRAL_CONTEXT
-        x = self.backbone.input_bn(mel.unsqueeze(1))
-        padded = F.pad(x, (0, 0, c, c))
+        groups = self._groups()
+        interior, left = frames[: len(groups)], frames[len(groups):]
+        chunks = [self._valid(block, self.backbone.input_bn(f.unsqueeze(1)))
+                  for (block, _), f in zip(groups, interior, strict=True)]
+        edges = [self._valid(block, F.pad(self.backbone.input_bn(f.unsqueeze(1)), (0, 0, before, 0)))
+                 for (block, (before, _)), f in zip(groups, left, strict=True)]
+        return (*self.window(mel, front_cache), *chunks, *edges)
+
+    def window(self, mel: torch.Tensor, front_cache: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """The wrapped model's outputs for ``mel`` windows, taking all but the last frames from ``front_cache``."""
         frames = mel.shape[1]
-        start = torch.clamp(fresh_from, c, frames - c)
-        left = self.backbone.timbral_valid(padded[:, :, : 3 * c])  # frames 0..c-1
-        right = self.backbone.timbral_valid(padded[:, :, start:])  # frames start..T-1
-        cached = timbral_cache[:, :, c:start].expand(mel.shape[0], -1, -1)
-        timbral = torch.cat([left, cached, right], dim=2)
-        embedding, max_pool, mean_pool = self.backbone.embed_with_timbral(x, timbral)
+        x = self.backbone.input_bn(mel.unsqueeze(1))
+        groups, row = [], 0
+        for (block, (before, after)), (_, channels, _) in zip(self._groups(), self.parts(), strict=True):
+            newest = F.pad(x[:, :, frames - before - after:], (0, 0, 0, after))
+            groups.append(torch.cat([
+                front_cache[:, row:row + channels, : frames - after],
+                self._valid(block, newest),  # frames [T - after, T)
+            ], dim=2))
+            row += channels
+        embedding, max_pool, mean_pool = self.backbone.embed_with_front(torch.cat(groups, dim=1))
         tags = torch.sigmoid(self.backbone.output(embedding))
         outputs = (tags, embedding, max_pool, mean_pool)
         if self.head is not None:
             outputs = (self.head(embedding), *outputs)
-        return (*outputs, timbral)
+        return outputs

@@ -21,8 +21,8 @@ def export_with_contract(module: torch.nn.Module, contract: ModelContract, outpu
     ----------
     module
         Inference-mode module taking ``(batch, window_frames, n_mels)`` (plus, for a contract with a
-        streaming section, the cache and fresh-from inputs) and returning a tuple of tensors in the
-        order of ``output_names``.
+        streaming section, the cache and one frames input per feature part) and returning a tuple of
+        tensors in the order of ``output_names``.
     contract
         The metadata to embed; it is re-parsed before writing, so an invalid contract never ships.
     output_names
@@ -41,11 +41,20 @@ def export_with_contract(module: torch.nn.Module, contract: ModelContract, outpu
     dynamic = {contract.input_name: {0: "batch"}} | {name: {0: "batch"} for name in output_names}
     spec = contract.streaming
     if spec is not None:
-        if spec.cache_output not in output_names:
-            raise ValueError(f"streaming model must output its cache {spec.cache_output!r}")
-        example += (torch.zeros(1, spec.channels, contract.window_frames), torch.tensor(0, dtype=torch.int64))
-        input_names += [spec.cache_input, spec.fresh_from_input]
-        dynamic[spec.cache_input] = {0: "cache_batch"}
+        missing_parts = [name for part in spec.parts for name in (part.output, part.left_output)
+                         if name not in output_names]
+        if missing_parts:
+            raise ValueError(f"streaming model must output its feature parts {missing_parts}")
+        n_mels = contract.mel_config.n_mels
+        example += (torch.zeros(1, spec.channels, contract.window_frames),)
+        example += tuple(torch.zeros(1, contract.window_frames, n_mels) for _ in spec.parts)
+        example += tuple(torch.zeros(1, part.before + part.after, n_mels) for part in spec.parts)
+        input_names += [spec.cache_input, *(p.input for p in spec.parts), *(p.left_input for p in spec.parts)]
+        dynamic[spec.cache_input] = {0: "batch"}
+        for part in spec.parts:
+            dynamic[part.input] = {0: "chunk_batch", 1: f"{part.input}_length"}  # each part its own length
+            dynamic[part.output] = {0: "chunk_batch", 2: f"{part.output}_length"}
+            dynamic[part.left_input] = dynamic[part.left_output] = {0: "left_batch"}
     module = module.eval()
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
