@@ -418,7 +418,8 @@ def plot_latency(results: list[ReplayResult], path: Path) -> None:
             bins=bins,
             histtype="step",
             linewidth=1.5,
-            label=f"{pace}: p50 {_pct(r.latency_ms, 50):.1f} ms, p99 {_pct(r.latency_ms, 99):.1f} ms (n={r.latency_ms.size})",
+            label=f"{pace}: p50 {_pct(r.latency_ms, 50):.1f} ms, p99 {_pct(r.latency_ms, 99):.1f} ms "
+            f"(n={r.latency_ms.size})",
         )
     ax.axvline(TARGET_P99_MS, color="red", linestyle="--", linewidth=1, label=f"target p99 {TARGET_P99_MS:g} ms")
     ax.set_xscale("log")
