@@ -427,10 +427,12 @@ def _timeline(snap: Snapshot, width: int) -> Text:
 
 
 def _footer(snap: Snapshot, width: int) -> Text:
-    """Source, model and provider; the source name is shortened first when space is short."""
+    """Source (and what it says is playing), model and provider; the title is shortened first, then
+    the source name, when space is short."""
     tail = Text(_clean(snap.model))
-    if snap.provider:
-        tail.append_text(Text.assemble((" on " if snap.model else "", _DIM), _clean(snap.provider)))
+    if snap.provider:  # with a title to show, "CUDAExecutionProvider" says enough as "CUDA"
+        provider = snap.provider.removesuffix("ExecutionProvider") if snap.title else snap.provider
+        tail.append_text(Text.assemble((" on " if snap.model else "", _DIM), _clean(provider)))
     if snap.source is None:
         return _fit(tail, width)
     src = snap.source
@@ -438,8 +440,11 @@ def _footer(snap: Snapshot, width: int) -> Text:
     fmt = Text(f" {src.sample_rate / 1000:g} kHz {src.channels}ch", style=_DIM)
     name = Text(_clean(src.name), style="bold")
     spare = width - cell_len(kind.plain) - cell_len(fmt.plain) - (cell_len(tail.plain) + 3 if tail else 0)
+    title_room = spare - cell_len(name.plain) - 3
     name = _fit(name, max(spare, 12))
     head = _cat(kind, name, fmt)
+    if snap.title and title_room >= 8:
+        head = _cat(head, Text(" ♪ ", style=_DIM), _fit(Text(_clean(snap.title), style="italic"), title_room))
     return _fit(_join([head, tail]) if tail else head, width)
 
 

@@ -344,6 +344,7 @@ class Engine:
             clipping=peak >= CLIP_LEVEL,
             overflows=int(getattr(self.source, "overflows", 0)),
             input_overflows=int(getattr(self.source, "input_overflows", 0)),
+            title=getattr(self.source, "title", None),  # what a radio feed says is playing
         )
         return batch
 

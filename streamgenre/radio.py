@@ -45,6 +45,7 @@ import numpy as np
 
 from streamgenre import __version__
 from streamgenre.errors import ConfigError, StreamgenreError
+from streamgenre.oggtags import OggTagSniffer
 from streamgenre.resample import Resampler
 from streamgenre.state import SourceInfo
 
@@ -163,6 +164,9 @@ class IcyReader:
     replay_bytes
         The first audio bytes are kept (up to this many) so that :meth:`rewind` can hand them
         to a second probe after a failed first one.
+    on_audio
+        Called with every chunk of audio bytes as it arrives from the network (once per byte,
+        rewinds included): where Ogg comment headers are sniffed for titles.
     """
 
     def __init__(
@@ -172,12 +176,14 @@ class IcyReader:
         on_metadata: Callable[[dict[str, str]], None] | None = None,
         check: Callable[[], None] | None = None,
         replay_bytes: int = REPLAY_BYTES,
+        on_audio: Callable[[bytes], None] | None = None,
     ) -> None:
         if isinstance(metaint, bool) or not isinstance(metaint, int) or not 0 <= metaint <= MAX_METAINT:
             raise ValueError(f"metaint must be an int in [0, {MAX_METAINT}], got {metaint!r}")
         self._read1 = read1
         self.metaint = metaint
         self._on_metadata = on_metadata
+        self._on_audio = on_audio
         self._check = check
         self._to_meta = metaint
         self._replay = bytearray()
@@ -232,6 +238,8 @@ class IcyReader:
         if self.metaint:
             self._to_meta -= len(data)
         self.audio_bytes += len(data)
+        if self._on_audio is not None:
+            self._on_audio(data)
         return data
 
     def _read_exact(self, n: int) -> bytes | None:
@@ -809,7 +817,9 @@ class RadioSource:
             self._phase = "probing"
             self._deadline = time.monotonic() + self.stall_seconds
             sock.settimeout(self.stall_seconds + self.connect_timeout)  # the watchdog acts first
-            reader = IcyReader(self._counted(resp.read1), metaint, self._on_metadata, self._check)
+            tags = OggTagSniffer(self._on_ogg_title)  # Ogg mounts carry titles in the stream itself
+            reader = IcyReader(self._counted(resp.read1), metaint, self._on_metadata, self._check,
+                               on_audio=tags.feed)
             container = self._open_container(reader, content_type)
             reader.stop_recording()
             self._decode(container)
@@ -900,6 +910,9 @@ class RadioSource:
         else:
             log.info("%s: connected (%s)", safe_text(self.name), detail)
         self.last_error = None
+
+    def _on_ogg_title(self, title: str | None) -> None:
+        self._on_metadata({"StreamTitle": title or ""})
 
     def _on_metadata(self, fields: dict[str, str]) -> None:
         if "StreamTitle" not in fields:

@@ -94,6 +94,7 @@ class Snapshot:
     last_switch_latency_s: float | None = None
     history: tuple[tuple[float, str | None], ...] = ()
     source: SourceInfo | None = None
+    title: str | None = None
     model: str = ""
     provider: str = ""
 
@@ -118,4 +119,5 @@ class Snapshot:
             "switch_latency_s": None if self.last_switch_latency_s is None else round(self.last_switch_latency_s, 3),
             "model": self.model, "provider": self.provider,
             "source": None if self.source is None else asdict(self.source),
+            "title": self.title,
         }

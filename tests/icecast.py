@@ -222,6 +222,7 @@ class FfmpegSource:
         seconds: float | None = None,
         loop: bool = False,
         name: str = "streamgenre test",
+        metadata: dict[str, str] | None = None,
     ) -> None:
         args, content_type = CODECS[codec]
         cmd = ["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-re"]
@@ -230,7 +231,8 @@ class FfmpegSource:
         cmd += ["-i", str(clip)]
         if seconds is not None:
             cmd += ["-t", f"{seconds:g}"]
-        cmd += ["-vn", *args, "-content_type", content_type, "-ice_name", name, server.source_url(mount)]
+        cmd += ["-vn", *_metadata_args(metadata), *args, "-content_type", content_type, "-ice_name", name,
+                server.source_url(mount)]
         self.cmd = cmd
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -249,13 +251,18 @@ class FfmpegSource:
                 self.process.wait(5)
 
 
-def encode(clip: Path, out: Path, codec: str = "mp3", seconds: float | None = None) -> Path:
-    """Encode (part of) a clip to a file with ffmpeg (bounded)."""
+def _metadata_args(metadata: dict[str, str] | None) -> list[str]:
+    return [arg for key, value in (metadata or {}).items() for arg in ("-metadata", f"{key}={value}")]
+
+
+def encode(clip: Path, out: Path, codec: str = "mp3", seconds: float | None = None,
+           metadata: dict[str, str] | None = None, start: float = 0.0) -> Path:
+    """Encode (part of) a clip to a file with ffmpeg (bounded), with optional tags (title, artist)."""
     args, _ = CODECS[codec]
-    cmd = ["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-y", "-i", str(clip)]
+    cmd = ["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-y", "-ss", f"{start:g}", "-i", str(clip)]
     if seconds is not None:
         cmd += ["-t", f"{seconds:g}"]
-    subprocess.run([*cmd, *args, str(out)], check=True, timeout=60)
+    subprocess.run([*cmd, *_metadata_args(metadata), *args, str(out)], check=True, timeout=60)
     return out
 
 

@@ -317,3 +317,16 @@ def test_run_dashboard_rejects_bad_arguments():
         run_dashboard(make_snapshot, object())  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="refresh_per_second"):
         run_dashboard(make_snapshot, stop, refresh_per_second=0)
+
+
+def test_radio_title_is_shown_escaped_and_shortened_before_the_source():
+    radio = SourceInfo("radio", "jazz.example", 44100, 2)
+    snap = make_snapshot(source=radio, title="Miles Davis - So What \x1b[31m (live)")
+    text = record(snap)
+    assert_fits(text, 80, 24)
+    footer = text.splitlines()[-1]
+    assert "jazz.example" in footer and "♪ Miles Davis" in footer and "\x1b" not in text
+    narrow = record(dataclasses.replace(snap, title="x" * 300), width=60)
+    assert_fits(narrow, 60, 24)
+    assert "jazz.example" in narrow.splitlines()[-1]  # the title gives way first
+    assert make_snapshot(title="So What").to_json_dict()["title"] == "So What"
