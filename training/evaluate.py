@@ -16,7 +16,6 @@ report folder (default ``reports/eval_<MODEL>/``) gets the same files as a train
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 import time
 from collections.abc import Sequence
@@ -25,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from streamgenre.errors import StreamgenreError
+from training.cli import run_cli
 from training.data import discover_dataset
 from training.errors import TrainingError
 from training.featcache import load_features
@@ -36,7 +35,6 @@ from training.splits import SPLITS, make_split
 
 __all__ = ["build_parser", "evaluate_model", "main"]
 
-EXIT_USAGE = 2
 BATCH = 32
 
 
@@ -123,22 +121,13 @@ def evaluate_model(args: argparse.Namespace, argv: Sequence[str] = ()) -> dict[s
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; user errors are one line on stderr and exit status 2."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        metrics = evaluate_model(args, argv)
-    except StreamgenreError as exc:
-        print(f"training.evaluate: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("training.evaluate: interrupted", file=sys.stderr)
-        return 130
-    print(
-        f"{args.model}: track accuracy {metrics['track_accuracy']:.1%} on {metrics['clips']} clips "
-        f"({metrics['evaluation']}); window accuracy {metrics['window_accuracy']:.1%}; report in {metrics['report']}"
-    )
-    return 0
+
+    def summary(args: argparse.Namespace, metrics: dict[str, Any]) -> str:
+        return (f"{args.model}: track accuracy {metrics['track_accuracy']:.1%} on {metrics['clips']} clips "
+                f"({metrics['evaluation']}); window accuracy {metrics['window_accuracy']:.1%}; "
+                f"report in {metrics['report']}")
+
+    return run_cli("training.evaluate", build_parser(), evaluate_model, summary, argv)
 
 
 if __name__ == "__main__":

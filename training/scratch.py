@@ -10,6 +10,7 @@ window probabilities.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,26 +107,16 @@ class ScratchTrainer:
         mels, labels, batch = self.features.mels, self.labels, self.settings.batch_size
         stride = self.settings.train_stride
 
-        def epoch(_: int, rng: np.random.Generator) -> dict[str, float]:
+        def batches(rng: np.random.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor, None]]:
             offset = int(rng.integers(stride))
             index = [(i, s) for i in train for s in range(offset, len(mels[i]) - self.window_frames + 1, stride)]
             order = rng.permutation(len(index))
-            total, correct, seen = 0.0, 0, 0
             for b in range(0, len(order), batch):
                 chosen = [index[k] for k in order[b : b + batch]]
                 x = torch.from_numpy(np.stack([mels[i][s : s + self.window_frames] for i, s in chosen]))
-                y = torch.from_numpy(labels[[i for i, _ in chosen]])
-                optimizer.zero_grad()
-                logits = model(x)
-                loss = F.cross_entropy(logits, y)
-                loss.backward()
-                optimizer.step()
-                total += loss.item() * len(y)
-                correct += int((logits.argmax(1) == y).sum())
-                seen += len(y)
-            return {"train_loss": total / seen, "train_window_accuracy": correct / seen}
+                yield x, torch.from_numpy(labels[[i for i, _ in chosen]]), None
 
-        return epoch
+        return lambda _, rng: _train_pass(model, optimizer, batches(rng))
 
     def _cnn_batch(self, chosen: list[int], rng: np.random.Generator, mean: np.ndarray) -> torch.Tensor:
         s = self.settings
@@ -151,9 +142,8 @@ class ScratchTrainer:
         mean = model.norm.mean.numpy().copy()
         n_classes = len(self.features.dataset.labels)
 
-        def epoch(_: int, rng: np.random.Generator) -> dict[str, float]:
+        def batches(rng: np.random.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
             draws = rng.permutation(np.repeat(np.asarray(train), s.crops_per_clip))
-            total, correct, seen = 0.0, 0, 0
             for b in range(0, len(draws), s.batch_size):
                 chosen = [int(i) for i in draws[b : b + s.batch_size]]
                 x = self._cnn_batch(chosen, rng, mean)
@@ -164,17 +154,9 @@ class ScratchTrainer:
                     perm = torch.from_numpy(rng.permutation(len(chosen)))
                     x = lam * x + (1 - lam) * x[perm]
                     target = lam * target + (1 - lam) * target[perm]
-                optimizer.zero_grad()
-                logits = model(x)
-                loss = -(target * F.log_softmax(logits, dim=1)).sum(dim=1).mean()
-                loss.backward()
-                optimizer.step()
-                total += loss.item() * len(y)
-                correct += int((logits.argmax(1) == y).sum())
-                seen += len(y)
-            return {"train_loss": total / seen, "train_window_accuracy": correct / seen}
+                yield x, y, target
 
-        return epoch
+        return lambda _, rng: _train_pass(model, optimizer, batches(rng))
 
     def _evaluate(self, model: torch.nn.Module, clips: list[int], name: str):
         def evaluate() -> dict[str, float]:
@@ -255,3 +237,26 @@ class ScratchTrainer:
     def export(self, result: FitResult, contract: ModelContract, path: Path) -> Path:
         """Write the ONNX model (``genre`` softmax output) with ``contract``."""
         return export_with_contract(Softmaxed(result.module), contract, ["genre"], path)
+
+
+def _train_pass(model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                batches: Iterable[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]) -> dict[str, float]:
+    """One optimisation step per ``(x, labels, soft targets or None)`` batch; mean loss and window accuracy.
+
+    With soft targets (mixup) the loss is their cross-entropy with the predictions, else the
+    plain cross-entropy with the labels.
+    """
+    total, correct, seen = 0.0, 0, 0
+    for x, y, target in batches:
+        optimizer.zero_grad()
+        logits = model(x)
+        if target is None:
+            loss = F.cross_entropy(logits, y)
+        else:
+            loss = -(target * F.log_softmax(logits, dim=1)).sum(dim=1).mean()
+        loss.backward()
+        optimizer.step()
+        total += loss.item() * len(y)
+        correct += int((logits.argmax(1) == y).sum())
+        seen += len(y)
+    return {"train_loss": total / seen, "train_window_accuracy": correct / seen}

@@ -17,7 +17,6 @@ Fine-tuning on your own labels is the same command on a ``<label>/<files>`` fold
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 import time
 from collections.abc import Sequence
@@ -27,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from streamgenre.contract import ModelContract
-from streamgenre.errors import StreamgenreError
+from training.cli import run_cli
 from training.data import Dataset, discover_dataset
 from training.errors import TrainingError
 from training.featcache import FeatureSet, load_features
@@ -40,7 +39,6 @@ __all__ = ["ARCHS", "GTZAN_GENRES", "build_parser", "main", "run"]
 
 ARCHS = ("seed", "cnn", "musicnn-head")
 GTZAN_GENRES = ("blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop", "reggae", "rock")
-EXIT_USAGE = 2
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -322,23 +320,13 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; user errors are one line on stderr and exit status 2."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        metrics = run(args, argv)
-    except StreamgenreError as exc:
-        print(f"training.train: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("training.train: interrupted (continue with --resume)", file=sys.stderr)
-        return 130
-    print(
-        f"{args.out}: track accuracy {metrics['track_accuracy']:.1%} ({metrics['evaluation']}); "
-        f"window accuracy {metrics['window_accuracy']:.1%}; {metrics['seconds']['total']:.0f} s; "
-        f"report in {args.report or Path('reports') / args.out.stem}"
-    )
-    return 0
+
+    def summary(args: argparse.Namespace, metrics: dict[str, Any]) -> str:
+        return (f"{args.out}: track accuracy {metrics['track_accuracy']:.1%} ({metrics['evaluation']}); "
+                f"window accuracy {metrics['window_accuracy']:.1%}; {metrics['seconds']['total']:.0f} s; "
+                f"report in {args.report or Path('reports') / args.out.stem}")
+
+    return run_cli("training.train", build_parser(), run, summary, argv, "interrupted (continue with --resume)")
 
 
 if __name__ == "__main__":
