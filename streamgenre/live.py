@@ -45,10 +45,19 @@ computed between windows, and a second thread mostly adds CPU time (compared in 
 
 
 def _load_model(args: argparse.Namespace) -> Any:
+    """Load the model while another thread loads the numba kernels (the two take similar time)."""
+    import threading
+
+    from streamgenre.features import warmup
     from streamgenre.model import load_model
 
+    kernels = threading.Thread(target=warmup, name="streamgenre-numba-warmup", daemon=True)
+    kernels.start()
     threads = LIVE_THREADS if args.threads is None else args.threads
-    return load_model(args.model, provider=args.provider, threads=threads)
+    try:
+        return load_model(args.model, provider=args.provider, threads=threads)
+    finally:
+        kernels.join()
 
 
 def format_line(snap: Snapshot) -> str:
