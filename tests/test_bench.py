@@ -193,7 +193,7 @@ def test_startup_main_quick(tmp_path):
     check_rows(doc["rows"])
     assert set(doc["phases_s"]) == {
         "import streamgenre",
-        "import librosa",
+        "import onnx + onnxruntime",
         "load_model",
         "first window",
         "engine warm-up",
