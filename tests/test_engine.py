@@ -82,6 +82,10 @@ def test_engine_agrees_with_offline_classification(model: GenreModel, gtzan_dir:
     offline_same_hop = classify_file(path, model, hop_seconds=engine.hop_seconds)
     # Same stages, same windows: the full windows' raw scores average to the offline clip scores.
     full = np.array([s.raw for s in snaps if not s.provisional])
+    # Window by window too: the live engine computes each frame's features between windows
+    # (prepare_stream after every 100 ms block), the offline path from the windows alone.
+    offline_full = [w for w in offline_same_hop.windows if not w.provisional]
+    np.testing.assert_allclose(full, [w.scores for w in offline_full], atol=2e-5)
     expected = dict(offline_same_hop.genres)
     np.testing.assert_allclose(full.mean(axis=0), [expected[label] for label in model.labels], atol=1e-4)
     assert len(full) == len(offline_same_hop.windows)
