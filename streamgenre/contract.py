@@ -193,7 +193,9 @@ def parse_contract(text: str | None) -> ModelContract:
         raise ModelError(f"{METADATA_KEY!r} metadata must be a JSON object")
     version = _require(document, "format_version", int)
     if version != FORMAT_VERSION:
-        raise ModelError(f"model format version {version} is not supported (this runtime reads {FORMAT_VERSION})")
+        hint = " (re-export it with python -m training.import_musicnn or training.train)" if version < FORMAT_VERSION \
+            else " (upgrade streamgenre)"
+        raise ModelError(f"model format version {version} is not supported (this runtime reads {FORMAT_VERSION}){hint}")
     name = _require(document, "name", str)
     spec_in = _require(document, "input", dict)
     input_name = _require(spec_in, "name", str)

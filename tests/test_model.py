@@ -114,7 +114,8 @@ def _contract_json() -> dict:
 @pytest.mark.parametrize(("mutate", "message"), [
     (lambda d: None, "no 'streamgenre' metadata"),
     (lambda d: "{not json", "not valid JSON"),
-    (lambda d: d | {"format_version": 99}, "format version 99"),
+    (lambda d: d | {"format_version": 99}, "format version 99 is not supported (this runtime reads 2) (upgrade"),
+    (lambda d: d | {"format_version": 1}, "version 1 is not supported (this runtime reads 2) (re-export it"),
     (lambda d: {k: v for k, v in d.items() if k != "mel_config"}, "lacks 'mel_config'"),
     (lambda d: d | {"mel_config": d["mel_config"] | {"n_fft": -1}}, "mel_config is invalid"),
     (lambda d: d | {"input": d["input"] | {"window_frames": 200}}, "does not match metadata"),
