@@ -68,6 +68,32 @@ class FeaturePart:
 
 
 @dataclass(frozen=True)
+class MidendSpec:
+    """How a streaming model takes its mid end's first frames from before the window was complete.
+
+    ``prefix_output`` (``(batch, channels, n)``) is computed from ``prefix_input``, the window's
+    first ``n`` front-end columns (``(batch, cache channels, n)``): for each of ``layers`` layers
+    ``j`` (1-based, ``channels / layers`` rows each) its outputs of frames ``[0, n - context * j)``.
+    The window computation takes those frames from ``cache_input`` when ``known_input`` (int64
+    scalar) is ``n``, and computes everything when it is 0.
+    """
+
+    cache_input: str
+    known_input: str
+    prefix_input: str
+    prefix_output: str
+    channels: int
+    layers: int
+    context: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe form."""
+        return {"cache_input": self.cache_input, "known_input": self.known_input, "prefix_input": self.prefix_input,
+                "prefix_output": self.prefix_output, "channels": self.channels, "layers": self.layers,
+                "context": self.context}
+
+
+@dataclass(frozen=True)
 class StreamingSpec:
     """How a model lets a stream compute each frame's front-end features once (optional).
 
@@ -82,6 +108,7 @@ class StreamingSpec:
 
     cache_input: str
     parts: tuple[FeaturePart, ...]
+    mid: MidendSpec
 
     @property
     def channels(self) -> int:
@@ -90,7 +117,8 @@ class StreamingSpec:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe form."""
-        return {"cache_input": self.cache_input, "parts": [part.to_dict() for part in self.parts]}
+        return {"cache_input": self.cache_input, "parts": [part.to_dict() for part in self.parts],
+                "mid": self.mid.to_dict()}
 
 
 @dataclass(frozen=True)
@@ -261,4 +289,10 @@ def _parse_streaming(raw: Any, window_frames: int) -> StreamingSpec | None:
             raise ModelError(f"model metadata streaming part {names[1]!r} has invalid channels/before/after "
                              f"({channels}, {before}, {after})")
         parts.append(FeaturePart(*names, channels=channels, before=before, after=after))
-    return StreamingSpec(cache_input, tuple(parts))
+    mid = _require(raw, "mid", dict)
+    mid_names = [_require(mid, key, str) for key in ("cache_input", "known_input", "prefix_input", "prefix_output")]
+    mid_channels, layers, context = (_require(mid, key, int) for key in ("channels", "layers", "context"))
+    if layers < 1 or mid_channels < layers or mid_channels % layers or context < 1:
+        raise ModelError(f"model metadata 'streaming.mid' is invalid (channels {mid_channels}, layers {layers}, "
+                         f"context {context})")
+    return StreamingSpec(cache_input, tuple(parts), MidendSpec(*mid_names, mid_channels, layers, context))

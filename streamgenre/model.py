@@ -98,6 +98,10 @@ def _create_session(path: Path, provider: str, threads: int, model_bytes: bytes 
     return session
 
 
+MID_LEAD_FRAMES = 16  # prepare the mid end's first frames when the next window is this close to due
+MID_MIN_KNOWN = 24  # ... and only when at least this many of its front-end columns are known
+
+
 class StreamCache:
     """One stream's reusable model state, owned by the stream: its frames' front-end features.
 
@@ -108,7 +112,7 @@ class StreamCache:
     call :meth:`reset` when the stream restarts. The shared model sessions hold no stream state.
     """
 
-    __slots__ = ("features", "left", "left_start", "valid")
+    __slots__ = ("features", "left", "left_start", "mid", "mid_known", "mid_start", "valid")
 
     def __init__(self) -> None:
         self.reset()
@@ -119,6 +123,9 @@ class StreamCache:
         self.valid: list[tuple[int, int]] = []  # per feature part: stream frames [lo, hi) held
         self.left: np.ndarray | None = None  # (channels, window frames): first frames of the next window
         self.left_start: int | None = None  # stream frame where that window starts
+        self.mid: np.ndarray | None = None  # (1, mid channels, window frames): its mid end's first frames
+        self.mid_known = 0  # front-end columns those were computed from
+        self.mid_start: int | None = None  # stream frame where that window starts
 
 
 class GenreModel:
@@ -137,18 +144,20 @@ class GenreModel:
     """
 
     def __init__(self, path: Path, session: Any, contract: ModelContract, threads: int,
-                 features_session: Any = None, left_session: Any = None) -> None:
+                 parts: dict[str, Any] | None = None) -> None:
         self.path = path
         self.contract = contract
         self.threads = threads
         self._session = session  # streaming models: the window computation only
-        self._features_session = features_session  # streaming models: every part on stream frames
-        self._left_session = left_session  # ... and on a window's first frames
+        parts = parts or {}
+        self._features_session = parts.get("features")  # streaming models: every part on stream frames
+        self._left_session = parts.get("left")  # ... on a window's first frames
+        self._prefix_session = parts.get("prefix")  # ... the mid end on a window's first frames
         self.provider: str = session.get_providers()[0]
         self.output_names = list(contract.outputs)
         spec = contract.streaming
-        if spec is not None and (features_session is None or left_session is None):
-            raise ValueError("a streaming model needs its feature sessions")
+        if spec is not None and None in (self._features_session, self._left_session, self._prefix_session):
+            raise ValueError("a streaming model needs its feature, left-edge and mid-end prefix sessions")
         self._ring = 2 * contract.window_frames  # stream frames a StreamCache holds
         self._offsets = [] if spec is None else list(np.cumsum([0, *(p.channels for p in spec.parts)]))
 
@@ -208,11 +217,15 @@ class GenreModel:
             raise ValueError(f"unknown model outputs {unknown}; the model has {self.output_names}")
         return list(names)
 
-    def _run(self, windows: np.ndarray, names: list[str], cache: np.ndarray | None) -> list[np.ndarray]:
+    def _run(self, windows: np.ndarray, names: list[str], cache: np.ndarray | None,
+             mid: np.ndarray | None = None, known: int = 0) -> list[np.ndarray]:
         feeds = {self.contract.input_name: windows}
         spec = self.contract.streaming
         if spec is not None:
             feeds[spec.cache_input] = cache
+            feeds[spec.mid.cache_input] = mid if mid is not None else np.zeros(
+                (len(windows), spec.mid.channels, self.window_frames), np.float32)
+            feeds[spec.mid.known_input] = np.array(known, np.int64)
         return self._session.run(names, feeds)
 
     def _parts(self, frames: list[np.ndarray | None]) -> list[np.ndarray | None]:
@@ -297,6 +310,31 @@ class GenreModel:
         self._update(cache, frames, int(end_frame))
         if next_end_frame is not None:
             self._prepare_left(cache, frames, int(end_frame), int(next_end_frame))
+            if int(next_end_frame) - int(end_frame) <= MID_LEAD_FRAMES:
+                self._prepare_mid(cache, int(next_end_frame))
+
+    def _prepare_mid(self, cache: StreamCache, next_end: int) -> None:
+        """The mid end's first frames of the window ending at ``next_end``, from the columns known now."""
+        spec = self.contract.streaming
+        start = next_end - self.window_frames
+        if cache.left_start != start or cache.mid_start == start:
+            return
+        if any(lo > start + part.before for (lo, _), part in zip(cache.valid, spec.parts, strict=True)):
+            return  # the stream's features begin after this window's first interior frame
+        known = min(hi for _, hi in cache.valid) - start  # columns [0, known) of every part are in
+        known = min(known, self.window_frames - max(p.after for p in spec.parts))
+        if known < MID_MIN_KNOWN:
+            return
+        front = np.zeros((1, spec.channels, self.window_frames), np.float32)
+        self._gather(cache, next_end, front[0], upto=start + known)
+        for j, part in enumerate(spec.parts):
+            rows = slice(self._offsets[j], self._offsets[j + 1])
+            front[0, rows, : part.before] = cache.left[0, rows, : part.before]
+        prefix = self._prefix_session.run([spec.mid.prefix_output], {spec.mid.prefix_input: front[:, :, :known]})[0]
+        if cache.mid is None:
+            cache.mid = np.zeros((1, spec.mid.channels, self.window_frames), np.float32)
+        cache.mid[:, :, :known] = prefix
+        cache.mid_known, cache.mid_start = known, start
 
     def _prepare_left(self, cache: StreamCache, frames: np.ndarray, end_frame: int, next_end: int) -> None:
         """The first frames' features of the window ending at ``next_end``, once its first frames are in."""
@@ -337,13 +375,15 @@ class GenreModel:
             cache.features[self._offsets[i]:self._offsets[i + 1], columns] = results[i][0]
             cache.valid[i] = (max(cache.valid[i][0], stop - self._ring), stop)
 
-    def _gather(self, cache: StreamCache, end_frame: int, out: np.ndarray) -> None:
-        """Copy the cached features of the window ending at ``end_frame`` into ``out`` (channels, frames)."""
+    def _gather(self, cache: StreamCache, end_frame: int, out: np.ndarray, upto: int | None = None) -> None:
+        """Copy the cached features of the window ending at ``end_frame`` into ``out`` (channels, frames),
+        of its frames before stream frame ``upto`` only when given."""
         frames = self.window_frames
         for i, part in enumerate(self.contract.streaming.parts):
-            columns = np.arange(end_frame - frames + part.before, end_frame - part.after) % self._ring
+            stop = end_frame - part.after if upto is None else min(upto, end_frame - part.after)
+            columns = np.arange(end_frame - frames + part.before, stop) % self._ring
             rows = slice(self._offsets[i], self._offsets[i + 1])
-            out[rows, part.before:frames - part.after] = cache.features[rows][:, columns]
+            out[rows, part.before:part.before + len(columns)] = cache.features[rows][:, columns]
 
     def predict_stream(self, windows: np.ndarray, end_frames: np.ndarray, caches: list[StreamCache],
                        contiguous: np.ndarray | list[bool], outputs: list[str] | None = None
@@ -401,7 +441,19 @@ class GenreModel:
                 for j, part in enumerate(self.contract.streaming.parts):
                     rows = slice(self._offsets[j], self._offsets[j + 1])
                     cache_in[i, rows, : part.before] = lefts[row, rows, : part.before]
-        return dict(zip(names, self._run(windows, names, cache_in), strict=True))
+        groups: dict[int, list[int]] = {}  # mid-end frames known -> windows (one call each)
+        for i in range(len(windows)):
+            ready = flags[i] and caches[i].mid_start == int(end_frames[i]) - self.window_frames
+            groups.setdefault(caches[i].mid_known if ready else 0, []).append(i)
+        if len(groups) == 1 and 0 in groups:
+            return dict(zip(names, self._run(windows, names, cache_in), strict=True))
+        out: dict[str, np.ndarray] = {}
+        for known, members in groups.items():
+            mid = None if known == 0 else np.concatenate([caches[i].mid for i in members])
+            for name, value in zip(names, self._run(windows[members], names, cache_in[members], mid, known),
+                                   strict=True):
+                out.setdefault(name, np.zeros((len(windows), *value.shape[1:]), value.dtype))[members] = value
+        return out
 
     def genre_scores(self, windows: np.ndarray) -> np.ndarray:
         """Scores of :attr:`labels` only, ``(batch, len(labels))``."""
@@ -418,8 +470,9 @@ def _check_io(path: Path, session: Any, contract: ModelContract) -> None:
     inputs = {i.name: i for i in session.get_inputs()}
     expected_inputs = [contract.input_name]
     if contract.streaming is not None:
-        parts = contract.streaming.parts
-        expected_inputs += [contract.streaming.cache_input, *(p.input for p in parts), *(p.left_input for p in parts)]
+        parts, mid = contract.streaming.parts, contract.streaming.mid
+        expected_inputs += [contract.streaming.cache_input, mid.cache_input, mid.known_input, mid.prefix_input,
+                            *(p.input for p in parts), *(p.left_input for p in parts)]
     if sorted(inputs) != sorted(expected_inputs):
         raise ModelError(f"{path}: expected inputs {expected_inputs}, found {sorted(inputs)}")
     shape = inputs[contract.input_name].shape
@@ -435,13 +488,14 @@ def _check_io(path: Path, session: Any, contract: ModelContract) -> None:
         if isinstance(width, int) and size is not None and width != size:
             raise ModelError(f"{path}: output {name!r} has {width} units but metadata describes {size}")
     if contract.streaming is not None:
-        lacking = [name for part in contract.streaming.parts for name in (part.output, part.left_output)
-                   if name not in graph_outputs]
+        names = [contract.streaming.mid.prefix_output]
+        names += [name for part in contract.streaming.parts for name in (part.output, part.left_output)]
+        lacking = [name for name in names if name not in graph_outputs]
         if lacking:
             raise ModelError(f"{path}: metadata names feature outputs {lacking} the graph lacks")
 
 
-def _split_sessions(path: Path, contract: ModelContract, provider: str, threads: int) -> tuple[Any, Any, Any]:
+def _split_sessions(path: Path, contract: ModelContract, provider: str, threads: int) -> tuple[Any, dict[str, Any]]:
     """Sessions for a streaming model's window computation and for its feature parts.
 
     onnxruntime runs every node of a graph whatever outputs are asked for, so each computation
@@ -453,13 +507,15 @@ def _split_sessions(path: Path, contract: ModelContract, provider: str, threads:
     spec = contract.streaming
     try:
         extractor = Extractor(onnx.load(str(path)))
-        graphs = [extractor.extract_model([contract.input_name, spec.cache_input], list(contract.outputs))]
+        inputs = [contract.input_name, spec.cache_input, spec.mid.cache_input, spec.mid.known_input]
+        graphs = [extractor.extract_model(inputs, list(contract.outputs))]
         graphs.append(extractor.extract_model([p.input for p in spec.parts], [p.output for p in spec.parts]))
         graphs.append(extractor.extract_model([p.left_input for p in spec.parts], [p.left_output for p in spec.parts]))
+        graphs.append(extractor.extract_model([spec.mid.prefix_input], [spec.mid.prefix_output]))
     except Exception as exc:  # onnx raises several types for graphs it cannot prune
         raise ModelError(f"{path}: cannot split the streaming graph ({str(exc).strip()[:200]})") from None
-    window, features, left = (_create_session(path, provider, threads, g.SerializeToString()) for g in graphs)
-    return window, features, left
+    window, features, left, prefix = (_create_session(path, provider, threads, g.SerializeToString()) for g in graphs)
+    return window, {"features": features, "left": left, "prefix": prefix}
 
 
 def default_threads() -> int:
@@ -505,10 +561,10 @@ def load_model(path: str | Path | None = None, provider: str = "auto", threads: 
     except ModelError as exc:
         raise ModelError(f"{model_path}: {exc}") from None
     _check_io(model_path, session, contract)
-    features = left = None
+    parts = None
     if contract.streaming is not None:
-        session, features, left = _split_sessions(model_path, contract, provider, threads)
-    model = GenreModel(model_path, session, contract, threads, features, left)
+        session, parts = _split_sessions(model_path, contract, provider, threads)
+    model = GenreModel(model_path, session, contract, threads, parts)
     if warmup:
         model.predict(np.zeros((1, contract.window_frames, contract.mel_config.n_mels), np.float32))
     log.debug("loaded %s on %s with %d threads", model_path, model.provider, threads)

@@ -121,6 +121,8 @@ def _contract_json() -> dict:
     (lambda d: d | {"input": d["input"] | {"window_frames": 200}}, "does not match metadata"),
     (lambda d: d | {"input": d["input"] | {"window_frames": 100}}, "invalid channels/before/after"),
     (lambda d: d | {"streaming": d["streaming"] | {"parts": []}}, "lists no feature parts"),
+    (lambda d: d | {"streaming": d["streaming"] | {"mid": d["streaming"]["mid"] | {"layers": 5}}},
+     "'streaming.mid' is invalid"),
     (lambda d: d | {"genre_labels": ["polka"]}, "genre_labels not among"),
     (lambda d: d | {"outputs": d["outputs"] | {"tags": d["outputs"]["tags"] | {
         "labels": d["outputs"]["tags"]["labels"][:-1]}}}, "has 50 units but metadata describes 49"),
@@ -200,6 +202,8 @@ def test_incremental_stream_inference_equals_full_windows(ported):
                                  end if i % 2 else None)  # knowing the next window's end, or not
         if i % 2 and previous + 5 < end:  # its first frames' features were ready before it ended
             assert cache.left_start == end - window
+            if any(0 < end - b <= 16 for b in range(previous + 5, end, 13)):  # ... and its mid end's first frames
+                assert cache.mid_start == end - window and cache.mid_known >= 24
         win = frames[end - window:end][None]
         streamed = model.predict_stream(win, np.array([end]), [cache], [True])
         full = model.predict(win)

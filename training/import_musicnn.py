@@ -20,9 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from streamgenre.contract import FeaturePart, ModelContract, OutputSpec, StreamingSpec
+from streamgenre.contract import FeaturePart, MidendSpec, ModelContract, OutputSpec, StreamingSpec
 from streamgenre.features import MelConfig
 from training.musicnn_port import (
+    MIDEND_CONTEXT,
     Musicnn,
     StreamingMusicnn,
     load_musicnn_weights,
@@ -31,13 +32,18 @@ from training.tf_checkpoint import CheckpointReader
 
 MUSICNN_MEL = MelConfig(sample_rate=16000, n_fft=512, hop_length=256, n_mels=96, log="log10p", log_scale=10000.0)
 WINDOW_FRAMES = 187
-STREAMING = StreamingSpec(cache_input="front_cache", parts=tuple(
-    FeaturePart(f"{name}_frames", f"{name}_features", f"{name}_left_frames", f"{name}_left_features",
-                channels, before, after)
-    for name, channels, (before, after) in StreamingMusicnn.parts()
-))
+STREAMING = StreamingSpec(
+    cache_input="front_cache",
+    parts=tuple(
+        FeaturePart(f"{name}_frames", f"{name}_features", f"{name}_left_frames", f"{name}_left_features",
+                    channels, before, after)
+        for name, channels, (before, after) in StreamingMusicnn.parts()
+    ),
+    mid=MidendSpec("mid_cache", "mid_known", "front_prefix", "mid_prefix", channels=3 * 64, layers=3,
+                   context=MIDEND_CONTEXT),
+)
 OUTPUT_NAMES = ["tags", "embedding", "max_pool", "mean_pool", *(part.output for part in STREAMING.parts),
-                *(part.left_output for part in STREAMING.parts)]
+                *(part.left_output for part in STREAMING.parts), STREAMING.mid.prefix_output]
 
 MSD_TAGS = ['rock', 'pop', 'alternative', 'indie', 'electronic', 'female vocalists', 'dance', '00s',
             'alternative rock', 'jazz', 'beautiful', 'metal', 'chillout', 'male vocalists', 'classic rock', 'soul',

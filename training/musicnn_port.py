@@ -121,13 +121,28 @@ class Musicnn(nn.Module):
         """Timbral features of normalised input already padded/cut along time: ``(B, 408, T - 6)``."""
         return torch.cat([block.unpadded(padded) for block in self.timbral], dim=1)
 
-    def embed_with_front(self, front: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """Mid end and back end on the ``(B, 561, T)`` front-end features: (embedding, max_pool, mean_pool)."""
+    def embed_with_front(self, front: torch.Tensor, mid_cache: torch.Tensor | None = None,
+                         known: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
+        """Mid end and back end on the ``(B, 561, T)`` front-end features: (embedding, max_pool, mean_pool).
+
+        With ``mid_cache`` ``(B, 192, T)`` (the three mid-end layers' outputs, stacked) and ``known``
+        (int64 scalar ``K``), layer ``j``'s outputs of frames ``[0, K - 3 j)`` are taken from the cache
+        (see :meth:`midend_prefix`) and only the later frames are computed.
+        """
         features = [front]
         h = front
         for index, (conv, bn) in enumerate(zip(self.midend, self.midend_bn, strict=True)):
-            out = bn(F.relu(conv(h)))
-            h = out if index == 0 else out + h
+            if mid_cache is None:
+                out = bn(F.relu(conv(h)))
+                h = out if index == 0 else out + h
+            else:
+                start = torch.clamp(known - MIDEND_CONTEXT * (index + 1), min=0)
+                padded = F.pad(h, (MIDEND_CONTEXT, MIDEND_CONTEXT))[:, :, start:]
+                out = bn(F.relu(F.conv1d(padded, conv.weight, conv.bias)))  # frames [start, T)
+                if index > 0:
+                    out = out + h[:, :, start:]
+                rows = slice(index * conv.out_channels, (index + 1) * conv.out_channels)
+                h = torch.cat([mid_cache[:, rows, :start], out], dim=2)
             features.append(h)
         mid = torch.cat(features, dim=1)  # (B, 753, T)
         max_pool = mid.amax(dim=2)
@@ -136,6 +151,24 @@ class Musicnn(nn.Module):
         flat = self.pool_bn(torch.stack([max_pool, mean_pool], dim=2).flatten(1))
         embedding = self.dense_bn(F.relu(self.dense(flat)))
         return embedding, max_pool, mean_pool
+
+
+    def midend_prefix(self, front: torch.Tensor) -> torch.Tensor:
+        """The mid-end layers on a window's first ``n`` frames of front-end features ``(B, 561, n)``.
+
+        Returns ``(B, 192, n)``: layer ``j`` (1..3) holds its outputs of frames ``[0, n - 3 j)`` (they
+        see the window's start padding but none of the frames after ``n``), zeros after them.
+        """
+        n = front.shape[2]
+        h, layers = front, []
+        for index, (conv, bn) in enumerate(zip(self.midend, self.midend_bn, strict=True)):
+            out = bn(F.relu(F.conv1d(F.pad(h, (MIDEND_CONTEXT, 0)), conv.weight, conv.bias)))
+            h = out if index == 0 else out + h[:, :, : out.shape[2]]
+            layers.append(F.pad(h, (0, n - h.shape[2])))
+        return torch.cat(layers, dim=1)
+
+
+MIDEND_CONTEXT = 3  # frames of context each side of a mid-end output (7-frame kernels)
 
 
 def _bn_tensors(weights: Mapping[str, np.ndarray], name: str) -> tuple[np.ndarray, ...]:
@@ -235,18 +268,21 @@ class StreamingMusicnn(nn.Module):
     def _valid(self, block: nn.Module | None, x: torch.Tensor) -> torch.Tensor:
         return self.backbone.timbral_valid(x) if block is None else block.unpadded(x)
 
-    def forward(self, mel: torch.Tensor, front_cache: torch.Tensor, *frames: torch.Tensor
-                ) -> tuple[torch.Tensor, ...]:
+    def forward(self, mel: torch.Tensor, front_cache: torch.Tensor, mid_cache: torch.Tensor, mid_known: torch.Tensor,
+                front_prefix: torch.Tensor, *frames: torch.Tensor) -> tuple[torch.Tensor, ...]:
         groups = self._groups()
         interior, left = frames[: len(groups)], frames[len(groups):]
         chunks = [self._valid(block, self.backbone.input_bn(f.unsqueeze(1)))
                   for (block, _), f in zip(groups, interior, strict=True)]
         edges = [self._valid(block, F.pad(self.backbone.input_bn(f.unsqueeze(1)), (0, 0, before, 0)))
                  for (block, (before, _)), f in zip(groups, left, strict=True)]
-        return (*self.window(mel, front_cache), *chunks, *edges)
+        return (*self.window(mel, front_cache, mid_cache, mid_known), *chunks, *edges,
+                self.backbone.midend_prefix(front_prefix))
 
-    def window(self, mel: torch.Tensor, front_cache: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """The wrapped model's outputs for ``mel`` windows, taking all but the last frames from ``front_cache``."""
+    def window(self, mel: torch.Tensor, front_cache: torch.Tensor, mid_cache: torch.Tensor, mid_known: torch.Tensor
+               ) -> tuple[torch.Tensor, ...]:
+        """The wrapped model's outputs for ``mel`` windows, taking all but the last frames from
+        ``front_cache`` and the mid end's first ``mid_known``-dependent frames from ``mid_cache``."""
         frames = mel.shape[1]
         x = self.backbone.input_bn(mel.unsqueeze(1))
         groups, row = [], 0
@@ -257,7 +293,8 @@ class StreamingMusicnn(nn.Module):
                 self._valid(block, newest),  # frames [T - after, T)
             ], dim=2))
             row += channels
-        embedding, max_pool, mean_pool = self.backbone.embed_with_front(torch.cat(groups, dim=1))
+        front = torch.cat(groups, dim=1)
+        embedding, max_pool, mean_pool = self.backbone.embed_with_front(front, mid_cache, mid_known)
         tags = torch.sigmoid(self.backbone.output(embedding))
         outputs = (tags, embedding, max_pool, mean_pool)
         if self.head is not None:

@@ -46,11 +46,18 @@ def export_with_contract(module: torch.nn.Module, contract: ModelContract, outpu
         if missing_parts:
             raise ValueError(f"streaming model must output its feature parts {missing_parts}")
         n_mels = contract.mel_config.n_mels
-        example += (torch.zeros(1, spec.channels, contract.window_frames),)
-        example += tuple(torch.zeros(1, contract.window_frames, n_mels) for _ in spec.parts)
+        mid = spec.mid
+        if mid.prefix_output not in output_names:
+            raise ValueError(f"streaming model must output its mid-end prefix {mid.prefix_output!r}")
+        frames = contract.window_frames
+        example += (torch.zeros(1, spec.channels, frames), torch.zeros(1, mid.channels, frames),
+                    torch.tensor(frames // 2, dtype=torch.int64), torch.zeros(1, spec.channels, frames // 2))
+        example += tuple(torch.zeros(1, frames, n_mels) for _ in spec.parts)
         example += tuple(torch.zeros(1, part.before + part.after, n_mels) for part in spec.parts)
-        input_names += [spec.cache_input, *(p.input for p in spec.parts), *(p.left_input for p in spec.parts)]
-        dynamic[spec.cache_input] = {0: "batch"}
+        input_names += [spec.cache_input, mid.cache_input, mid.known_input, mid.prefix_input,
+                        *(p.input for p in spec.parts), *(p.left_input for p in spec.parts)]
+        dynamic[spec.cache_input] = dynamic[mid.cache_input] = {0: "batch"}
+        dynamic[mid.prefix_input] = dynamic[mid.prefix_output] = {0: "prefix_batch", 2: "prefix_length"}
         for part in spec.parts:
             dynamic[part.input] = {0: "chunk_batch", 1: f"{part.input}_length"}  # each part its own length
             dynamic[part.output] = {0: "chunk_batch", 2: f"{part.output}_length"}
