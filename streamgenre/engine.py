@@ -189,6 +189,10 @@ class Engine:
         Used when ``source`` is None.
     history_seconds, top_tags, timing_window
         Timeline length, tags per snapshot, and how many recent durations the p50/p99 cover.
+    prepare_between_windows
+        Compute each block's model features as it arrives (the default: low latency when a window
+        is due). False leaves them to the window's model call: fewer, larger calls, which suits many
+        streams that care more about throughput than latency (the radio monitor).
     """
 
     def __init__(
@@ -204,6 +208,7 @@ class Engine:
         history_seconds: float = 60.0,
         top_tags: int = 5,
         timing_window: int = 256,
+        prepare_between_windows: bool = True,
     ) -> None:
         info = source.source_info() if source is not None else source_info
         if info is None:
@@ -235,6 +240,7 @@ class Engine:
         if contract.tag_output:
             self._tag_labels = tuple(contract.outputs[contract.tag_output].labels)
         self._top_tags = int(top_tags)
+        self.prepare_between_windows = bool(prepare_between_windows)
         self._timers = {name: _StageTimer(timing_window) for name in STAGES}
         self._history: deque[tuple[float, str | None]] = deque(maxlen=math.ceil(history_seconds / self.hop_seconds) + 1)
         self._stop = threading.Event()
@@ -325,7 +331,7 @@ class Engine:
         timers["resample"].add((t1 - t0) * 1e3)
         timers["mel"].add((t2 - t1) * 1e3)
         cache = self._scorer.cache
-        if len(batch) == 0 and cache is not None and len(frames):
+        if self.prepare_between_windows and len(batch) == 0 and cache is not None and len(frames):
             # No window due: compute the new frames' features now, so the next window only adds its edges.
             windower = self._windower
             self.model.prepare_stream(cache, windower.recent(), windower.frames_seen, windower.next_end)

@@ -381,6 +381,7 @@ class Monitor:
                 smoother=self.smoother,
                 source_info=source.source_info(),
                 history_seconds=4 * hop_seconds,
+                prepare_between_windows=False,  # one features call per feed and window, not per block
             )
             self.feeds.append(_Feed(spec, source, engine))
         self.hop_seconds = self.feeds[0].engine.hop_seconds
