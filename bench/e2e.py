@@ -37,11 +37,10 @@ from typing import Any
 import numpy as np
 
 from bench.common import RESULTS_DIR, Row, gtzan_clips, loadavg, peak_rss_mb, report, reset_peak_rss, rss_mb
-from streamgenre.capture import POLL_S, TIME_SLOTS, Capture
+from streamgenre.capture import Capture
 from streamgenre.engine import BLOCK_SECONDS, Engine
 from streamgenre.live import LIVE_THREADS
 from streamgenre.model import GenreModel, load_model
-from streamgenre.ringbuffer import RingBuffer
 from streamgenre.sources import decode_file
 from streamgenre.state import SourceInfo
 
@@ -122,28 +121,13 @@ class ReplayCapture(Capture):
             raise ValueError(f"speed must be in [0.1, 1000], got {speed!r}")
         if not (isinstance(loops, int) and 1 <= loops <= 1000):
             raise ValueError(f"loops must be an int in [1, 1000], got {loops!r}")
-        # The attributes Capture.__init__ sets, minus PortAudio (see streamgenre.capture.Capture).
+        # Capture.__init__ minus PortAudio (see streamgenre.capture.Capture).
         self.sample_rate = int(sample_rate)
         self.channels = int(channels)
-        self.blocksize = max(1, round(self.sample_rate * block_seconds))
+        self.latency = "replay"
+        self._init_buffers(block_seconds, ring_seconds)
         if audio.size < self.blocksize:
             raise ValueError(f"audio must hold at least one block ({self.blocksize} samples)")
-        self.latency = "replay"
-        self.ring = RingBuffer(max(4 * self.blocksize, round(self.sample_rate * ring_seconds)), self.channels,
-                               poll_interval=POLL_S)
-        self._next_due: float | None = None
-        self._last_captured: float | None = None
-        self._times = np.zeros(TIME_SLOTS, np.float64)
-        self._ends = np.zeros(TIME_SLOTS, np.int64)
-        self.callbacks = 0
-        self.input_overflows = 0
-        self.status_flags = 0
-        self.finished = False
-        self._stream = None
-        self._cursor = 0
-        self._block = np.empty((self.blocksize, self.channels), np.float32)
-        self._last_data = time.monotonic()
-        self.exhausted = False
         # Replay state.
         self._audio = audio
         self._speed = float(speed)

@@ -214,8 +214,13 @@ class Capture:
         except ValueError as exc:
             raise DeviceError(f"input device {self.info.name!r}: {exc}") from None
         self.channels = self.info.channels
-        self.blocksize = max(1, round(self.sample_rate * block_seconds))
         self.latency = latency
+        self._init_buffers(block_seconds, ring_seconds)
+
+    def _init_buffers(self, block_seconds: float, ring_seconds: float) -> None:
+        """The ring, the arrival stamps and the counters, for ``sample_rate`` and ``channels`` as set;
+        everything the callback and :meth:`read_block` use besides PortAudio (replays reuse it)."""
+        self.blocksize = max(1, round(self.sample_rate * block_seconds))
         self.ring = RingBuffer(max(4 * self.blocksize, round(self.sample_rate * ring_seconds)), self.channels,
                                poll_interval=POLL_S)
         self._next_due: float | None = None  # when the next block should arrive (monotonic seconds)

@@ -248,6 +248,12 @@ class GenreModel:
         for i, (part, features) in enumerate(zip(parts, results, strict=True)):
             out[:, self._offsets[i]:self._offsets[i + 1], : part.before] = features
 
+    def _copy_left(self, source: np.ndarray, target: np.ndarray) -> None:
+        """Copy each part's window-start columns (``[..., rows, :before]``) from ``source`` to ``target``."""
+        for j, part in enumerate(self.contract.streaming.parts):
+            rows = slice(self._offsets[j], self._offsets[j + 1])
+            target[..., rows, : part.before] = source[..., rows, : part.before]
+
     def _window_features(self, windows: np.ndarray) -> np.ndarray:
         """The cache input of windows computed from the windows alone (no stream history)."""
         spec = self.contract.streaming
@@ -327,9 +333,7 @@ class GenreModel:
             return
         front = np.zeros((1, spec.channels, self.window_frames), np.float32)
         self._gather(cache, next_end, front[0], upto=start + known)
-        for j, part in enumerate(spec.parts):
-            rows = slice(self._offsets[j], self._offsets[j + 1])
-            front[0, rows, : part.before] = cache.left[0, rows, : part.before]
+        self._copy_left(cache.left, front)
         prefix = self._prefix_session.run([spec.mid.prefix_output], {spec.mid.prefix_input: front[:, :, :known]})[0]
         if cache.mid is None:
             cache.mid = np.zeros((1, spec.mid.channels, self.window_frames), np.float32)
@@ -429,18 +433,14 @@ class GenreModel:
             self._update(caches[i], windows[i], end)
             self._gather(caches[i], end, cache_in[i])
             if caches[i].left_start == end - self.window_frames:
-                for j, part in enumerate(self.contract.streaming.parts):
-                    rows = slice(self._offsets[j], self._offsets[j + 1])
-                    cache_in[i, rows, : part.before] = caches[i].left[0, rows, : part.before]
+                self._copy_left(caches[i].left[0], cache_in[i])
             else:
                 computed_left.append(i)
         if computed_left:
             lefts = np.zeros((len(computed_left), *cache_in.shape[1:]), np.float32)
             self._lefts(windows[computed_left], lefts)
             for row, i in enumerate(computed_left):
-                for j, part in enumerate(self.contract.streaming.parts):
-                    rows = slice(self._offsets[j], self._offsets[j + 1])
-                    cache_in[i, rows, : part.before] = lefts[row, rows, : part.before]
+                self._copy_left(lefts[row], cache_in[i])
         groups: dict[int, list[int]] = {}  # mid-end frames known -> windows (one call each)
         for i in range(len(windows)):
             ready = flags[i] and caches[i].mid_start == int(end_frames[i]) - self.window_frames

@@ -93,7 +93,7 @@ class OggTagSniffer:
             return
         if self._seen < 4:
             head = (self._buffer + data)[:4]
-            if not b"OggS".startswith(head[: len(head)]):
+            if not b"OggS".startswith(head):
                 self.active = False
                 self._buffer = b""
                 return
