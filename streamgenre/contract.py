@@ -17,7 +17,7 @@ from streamgenre.errors import ModelError
 from streamgenre.features import MelConfig
 
 METADATA_KEY = "streamgenre"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 OUTPUT_KINDS = ("softmax", "sigmoid", "logits", "embedding")
 
 
@@ -50,6 +50,13 @@ class FeaturePart:
     ``left_input`` (a window's first ``before + after`` frames) to ``left_output``
     (``(batch, channels, before)``): the features of the window's first ``before`` frames, which
     see the window's zero padding.
+
+    A part with a partial (``partial_input`` given) lets a stream sum, before a window is
+    complete, what the frames it already has contribute to the window's last frames:
+    ``partial_input`` (the ``before + after`` frames preceding the window's last ``fresh``
+    frames, with the spec's ``fresh_input``) -> ``partial_output`` (``(batch, ...)``), which the
+    window computation takes as ``partial_window_input``. Without one, the window computes those
+    frames from the mel window itself.
     """
 
     input: str
@@ -59,12 +66,24 @@ class FeaturePart:
     channels: int
     before: int
     after: int
+    partial_input: str | None = None
+    partial_output: str | None = None
+    partial_window_input: str | None = None
+
+    @property
+    def has_partial(self) -> bool:
+        """Whether the window takes this part's last frames' known terms as an input."""
+        return self.partial_input is not None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe form."""
-        return {"input": self.input, "output": self.output, "left_input": self.left_input,
-                "left_output": self.left_output, "channels": self.channels, "before": self.before,
-                "after": self.after}
+        out = {"input": self.input, "output": self.output, "left_input": self.left_input,
+               "left_output": self.left_output, "channels": self.channels, "before": self.before,
+               "after": self.after}
+        if self.has_partial:
+            out |= {"partial_input": self.partial_input, "partial_output": self.partial_output,
+                    "partial_window_input": self.partial_window_input}
+        return out
 
 
 @dataclass(frozen=True)
@@ -97,18 +116,23 @@ class MidendSpec:
 class StreamingSpec:
     """How a model lets a stream compute each frame's front-end features once (optional).
 
-    Besides its window outputs (from the mel window and ``cache_input``), the graph has two
+    Besides its window outputs (from the mel window and ``cache_input``), the graph has
     independent computations per :class:`FeaturePart` (a stream's frames, a window's first
-    frames). ``cache_input`` is ``(batch, channels, window_frames)``: the parts' features stacked
-    in order, column ``i`` belonging to frame ``i`` of the window; a part's columns are read for
-    frames ``[0, window_frames - after)`` (the first ``before`` from ``left_output``, the rest from
-    ``output``). The window computation adds the last ``after`` frames itself, so the result is
-    exactly the full model's.
+    frames, and the partial of a window's last frames). ``cache_input`` is ``(batch, channels,
+    window_frames)``: the parts' features stacked in order, column ``i`` belonging to frame ``i``
+    of the window; a part's columns are read for frames ``[0, window_frames - fresh - after)``
+    (the first ``before`` from ``left_output``, the rest from ``output``), where ``fresh`` is the
+    int64 scalar ``fresh_input`` (≥ 1): the window's newest frames. The window computation adds
+    each part's last ``fresh + after`` frames itself, so the result is the full model's, and it
+    also outputs ``fresh_output`` (``(batch, channels, fresh)``): each part's features of frames
+    ``[window_frames - fresh - after, window_frames - after)``, complete now, for the stream to keep.
     """
 
     cache_input: str
     parts: tuple[FeaturePart, ...]
     mid: MidendSpec
+    fresh_input: str = "fresh"
+    fresh_output: str = "fresh_features"
 
     @property
     def channels(self) -> int:
@@ -118,7 +142,7 @@ class StreamingSpec:
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe form."""
         return {"cache_input": self.cache_input, "parts": [part.to_dict() for part in self.parts],
-                "mid": self.mid.to_dict()}
+                "mid": self.mid.to_dict(), "fresh_input": self.fresh_input, "fresh_output": self.fresh_output}
 
 
 @dataclass(frozen=True)
@@ -288,11 +312,14 @@ def _parse_streaming(raw: Any, window_frames: int) -> StreamingSpec | None:
         if channels < 1 or before < 0 or after < 0 or before + after >= window_frames:
             raise ModelError(f"model metadata streaming part {names[1]!r} has invalid channels/before/after "
                              f"({channels}, {before}, {after})")
-        parts.append(FeaturePart(*names, channels=channels, before=before, after=after))
+        partial_keys = ("partial_input", "partial_output", "partial_window_input")
+        partial = [_require(item, key, str) for key in partial_keys] if "partial_input" in item else [None] * 3
+        parts.append(FeaturePart(*names, channels, before, after, *partial))
     mid = _require(raw, "mid", dict)
     mid_names = [_require(mid, key, str) for key in ("cache_input", "known_input", "prefix_input", "prefix_output")]
     mid_channels, layers, context = (_require(mid, key, int) for key in ("channels", "layers", "context"))
     if layers < 1 or mid_channels < layers or mid_channels % layers or context < 1:
         raise ModelError(f"model metadata 'streaming.mid' is invalid (channels {mid_channels}, layers {layers}, "
                          f"context {context})")
-    return StreamingSpec(cache_input, tuple(parts), MidendSpec(*mid_names, mid_channels, layers, context))
+    fresh = [_require(raw, key, str) for key in ("fresh_input", "fresh_output")]
+    return StreamingSpec(cache_input, tuple(parts), MidendSpec(*mid_names, mid_channels, layers, context), *fresh)

@@ -34,7 +34,7 @@ import numpy as np
 from streamgenre.classify import WindowResult, WindowScorer
 from streamgenre.errors import ConfigError, StreamgenreError
 from streamgenre.features import StreamingMel, warmup
-from streamgenre.model import GenreModel, StreamCache
+from streamgenre.model import MAX_FRESH_FRAMES, GenreModel, StreamCache
 from streamgenre.resample import Resampler
 from streamgenre.smoother import SmoothedEstimate, Smoother, SmootherConfig
 from streamgenre.sources import FileSource
@@ -190,9 +190,11 @@ class Engine:
     history_seconds, top_tags, timing_window
         Timeline length, tags per snapshot, and how many recent durations the p50/p99 cover.
     prepare_between_windows
-        Compute each block's model features as it arrives (the default: low latency when a window
-        is due). False leaves them to the window's model call: fewer, larger calls, which suits many
-        streams that care more about throughput than latency (the radio monitor).
+        Do a window's model work in the block before it is due, as far as the audio so far allows
+        (the default: the window's own call then only adds the newest block, for low latency; one
+        such wake-up per window keeps the CPU cost down too). False leaves everything to the
+        window's model call: fewer, larger calls, which suits many streams that care more about
+        throughput than latency (the radio monitor).
     """
 
     def __init__(
@@ -235,6 +237,11 @@ class Engine:
         self._windower = MelWindower(model.window_frames, cfg.n_mels, self.hop_frames, self.first_after_frames)
         self._smoother = Smoother(model.labels, smoother)
         self._scorer = WindowScorer(model, self.hop_frames)
+        # prepare the next window when the next block can complete it (a block brings a frame or two more
+        # than its length when the resampler releases its delay), or when many frames wait unprepared
+        block_frames = math.ceil(self.block_seconds * cfg.sample_rate / cfg.hop_length)
+        self._prepare_lead = min(MAX_FRESH_FRAMES, block_frames + 2)
+        self._prepare_backlog = max(block_frames, model.window_frames // 2)
         contract = model.contract
         self._tag_labels: tuple[str, ...] = ()
         if contract.tag_output:
@@ -259,6 +266,8 @@ class Engine:
         self.estimates = 0
         self.cpu_seconds = 0.0  # worker thread CPU time spent in step()
         self._hop_power = 0.0  # sum of squares since the last estimate
+        self._prepared_upto = 0  # stream frame up to which the model's stream cache was last prepared
+        self._prepared_for: int | None = None  # end frame of the window prepared last
         self._hop_count = 0
         self._capture_time = time.monotonic()
         self._last_estimate: SmoothedEstimate | None = None
@@ -290,12 +299,14 @@ class Engine:
         zeros = np.zeros((max(1, round(self.info.sample_rate * self.block_seconds)), self.info.channels), np.float32)
         for _ in range(3):
             self._mel.process(self._resampler.process(zeros))
-        window = self.model.window_frames
-        self._scorer.score(  # a full window, then an incremental one: both code paths warm
-            np.zeros((2, window, self.model.mel_config.n_mels), np.float32),
-            np.array([window, window + self.hop_frames]),
-            np.array([False, False]),
-        )
+        window, n_mels = self.model.window_frames, self.model.mel_config.n_mels
+        zero_windows = np.zeros((2, window, n_mels), np.float32)
+        self._scorer.score(zero_windows, np.array([window, window + self.hop_frames]), np.array([False, False]))
+        cache = self._scorer.cache
+        if cache is not None:  # ... and a window prepared ahead, as the live path runs them
+            end = window + 2 * self.hop_frames
+            self.model.prepare_stream(cache, zero_windows[0], end - self._prepare_lead, end)
+            self._scorer.score(zero_windows[:1], np.array([end]), np.array([False]))
         self.reset()
 
     def snapshot(self) -> Snapshot:
@@ -331,10 +342,18 @@ class Engine:
         timers["resample"].add((t1 - t0) * 1e3)
         timers["mel"].add((t2 - t1) * 1e3)
         cache = self._scorer.cache
-        if self.prepare_between_windows and len(batch) == 0 and cache is not None and len(frames):
-            # No window due: compute the new frames' features now, so the next window only adds its edges.
-            windower = self._windower
+        windower = self._windower
+        due_in = windower.next_end - windower.frames_seen
+        lead = due_in <= self._prepare_lead and self._prepared_for != windower.next_end
+        if self.prepare_between_windows and len(batch) == 0 and cache is not None and len(frames) and (
+                lead or windower.frames_seen - self._prepared_upto >= self._prepare_backlog):
+            # The next window is due with the next block (or the one after): do all of its work the frames so
+            # far allow, in one wake-up, so that its own call only adds the newest frames and blocks between
+            # stay cheap.
             self.model.prepare_stream(cache, windower.recent(), windower.frames_seen, windower.next_end)
+            self._prepared_upto = windower.frames_seen
+            if lead:
+                self._prepared_for = windower.next_end
             timers["prepare"].add((time.perf_counter() - t2) * 1e3)
         self.samples_in += x.shape[0]
         self.blocks += 1

@@ -98,8 +98,8 @@ def _create_session(path: Path, provider: str, threads: int, model_bytes: bytes 
     return session
 
 
-MID_LEAD_FRAMES = 16  # prepare the mid end's first frames when the next window is this close to due
-MID_MIN_KNOWN = 24  # ... and only when at least this many of its front-end columns are known
+MAX_FRESH_FRAMES = 16  # a window is prepared when it is due within this many frames (its call computes them)
+MID_MIN_KNOWN = 24  # ... and its mid end's first frames only when at least this many front-end columns are known
 
 
 class StreamCache:
@@ -107,12 +107,15 @@ class StreamCache:
 
     A streaming model's features of a frame depend only on nearby frames, so they are computed
     once per stream frame and kept here (a ring indexed by stream frame) until no window can
-    need them. Pass the same object with each window of a stream to
-    :meth:`GenreModel.predict_stream` (and, between windows, :meth:`GenreModel.prepare_stream`);
-    call :meth:`reset` when the stream restarts. The shared model sessions hold no stream state.
+    need them. So is the work done for the next window before it is due: its first frames'
+    features, the partial sums of its last frames, and its mid end's first frames. Pass the same
+    object with each window of a stream to :meth:`GenreModel.predict_stream` (and, between
+    windows, :meth:`GenreModel.prepare_stream`); call :meth:`reset` when the stream restarts. The
+    shared model sessions hold no stream state.
     """
 
-    __slots__ = ("features", "left", "left_start", "mid", "mid_known", "mid_start", "valid")
+    __slots__ = ("features", "left", "left_start", "mid", "mid_known", "mid_start", "partial_end", "partial_fresh",
+                 "partials", "valid")
 
     def __init__(self) -> None:
         self.reset()
@@ -121,11 +124,14 @@ class StreamCache:
         """Forget the stream's frames."""
         self.features: np.ndarray | None = None  # (channels, ring) float32
         self.valid: list[tuple[int, int]] = []  # per feature part: stream frames [lo, hi) held
-        self.left: np.ndarray | None = None  # (channels, window frames): first frames of the next window
+        self.left: np.ndarray | None = None  # (1, channels, window frames): first frames of the next window
         self.left_start: int | None = None  # stream frame where that window starts
         self.mid: np.ndarray | None = None  # (1, mid channels, window frames): its mid end's first frames
         self.mid_known = 0  # front-end columns those were computed from
         self.mid_start: int | None = None  # stream frame where that window starts
+        self.partials: list[np.ndarray] = []  # per part with a partial: its known terms of the window's last frames
+        self.partial_end: int | None = None  # stream frame where that window ends
+        self.partial_fresh = 0  # its frames those terms lack
 
 
 class GenreModel:
@@ -150,16 +156,22 @@ class GenreModel:
         self.threads = threads
         self._session = session  # streaming models: the window computation only
         parts = parts or {}
-        self._features_session = parts.get("features")  # streaming models: every part on stream frames
-        self._left_session = parts.get("left")  # ... on a window's first frames
+        self._features_session = parts.get("features")  # streaming models: feature parts, left edges, partials
         self._prefix_session = parts.get("prefix")  # ... the mid end on a window's first frames
         self.provider: str = session.get_providers()[0]
         self.output_names = list(contract.outputs)
         spec = contract.streaming
-        if spec is not None and None in (self._features_session, self._left_session, self._prefix_session):
-            raise ValueError("a streaming model needs its feature, left-edge and mid-end prefix sessions")
+        if spec is not None and None in (self._features_session, self._prefix_session):
+            raise ValueError("a streaming model needs its feature and mid-end prefix sessions")
         self._ring = 2 * contract.window_frames  # stream frames a StreamCache holds
         self._offsets = [] if spec is None else list(np.cumsum([0, *(p.channels for p in spec.parts)]))
+        self._split = [] if spec is None else [p for p in spec.parts if p.has_partial]
+        self._feature_names = [] if spec is None else [
+            *(p.output for p in spec.parts), *(p.left_output for p in spec.parts),
+            *(p.partial_output for p in self._split)]
+        # the most fresh frames a window may leave to its own call (its edges must not meet)
+        widest = 0 if spec is None else max(p.before + p.after for p in spec.parts)
+        self._max_fresh = contract.window_frames - widest - 1
 
     @property
     def name(self) -> str:
@@ -217,36 +229,57 @@ class GenreModel:
             raise ValueError(f"unknown model outputs {unknown}; the model has {self.output_names}")
         return list(names)
 
-    def _run(self, windows: np.ndarray, names: list[str], cache: np.ndarray | None,
-             mid: np.ndarray | None = None, known: int = 0) -> list[np.ndarray]:
+    def _run(self, windows: np.ndarray, names: list[str], cache: np.ndarray | None = None,
+             partials: list[np.ndarray] | None = None, fresh: int = 1, mid: np.ndarray | None = None,
+             known: int = 0) -> tuple[list[np.ndarray], np.ndarray | None]:
+        """The window computation: the requested outputs and (streaming models) the fresh frames' features."""
         feeds = {self.contract.input_name: windows}
         spec = self.contract.streaming
-        if spec is not None:
-            feeds[spec.cache_input] = cache
-            feeds[spec.mid.cache_input] = mid if mid is not None else np.zeros(
-                (len(windows), spec.mid.channels, self.window_frames), np.float32)
-            feeds[spec.mid.known_input] = np.array(known, np.int64)
-        return self._session.run(names, feeds)
+        if spec is None:
+            return self._session.run(names, feeds), None
+        feeds[spec.cache_input] = cache
+        feeds[spec.mid.cache_input] = mid if mid is not None else np.zeros(
+            (len(windows), spec.mid.channels, self.window_frames), np.float32)
+        feeds[spec.mid.known_input] = np.array(known, np.int64)
+        feeds[spec.fresh_input] = np.array(fresh, np.int64)
+        for part, terms in zip(self._split, partials, strict=True):
+            feeds[part.partial_window_input] = terms
+        *out, completed = self._session.run([*names, spec.fresh_output], feeds)
+        return out, completed
 
-    def _parts(self, frames: list[np.ndarray | None]) -> list[np.ndarray | None]:
-        """Every feature part in one call: part ``i`` of ``(batch, n_i, n_mels)`` frames is
-        ``(batch, channels_i, n_i - before_i - after_i)``. A part given None is not needed (it
-        runs on the fewest frames it accepts and its result is dropped)."""
-        parts = self.contract.streaming.parts
-        batch = next(len(f) for f in frames if f is not None)
-        feeds = {part.input: f if f is not None else np.zeros((batch, part.before + part.after + 1,
-                                                              self.mel_config.n_mels), np.float32)
-                 for part, f in zip(parts, frames, strict=True)}
-        out = self._features_session.run([part.output for part in parts], feeds)
-        return [o if f is not None else None for o, f in zip(out, frames, strict=True)]
+    def _empty(self, frames: int) -> np.ndarray:
+        return np.zeros((0, frames, self.mel_config.n_mels), np.float32)
 
-    def _lefts(self, windows: np.ndarray, out: np.ndarray) -> None:
-        """Each part's features of the first frames of ``windows`` into ``out`` (batch, channels, frames)."""
-        parts = self.contract.streaming.parts
-        feeds = {p.left_input: np.ascontiguousarray(windows[:, : p.before + p.after]) for p in parts}
-        results = self._left_session.run([p.left_output for p in parts], feeds)
-        for i, (part, features) in enumerate(zip(parts, results, strict=True)):
-            out[:, self._offsets[i]:self._offsets[i + 1], : part.before] = features
+    def _features(self, frames: list[np.ndarray | None], lefts: np.ndarray | None = None,
+                  known: np.ndarray | None = None, fresh: int = 1
+                  ) -> tuple[list[np.ndarray | None], np.ndarray | None, list[np.ndarray] | None]:
+        """One call of the feature computations, each only where it has input (the rest run on empty batches).
+
+        Part ``i`` on ``frames[i]`` (``(batch, n_i, n_mels)``) gives ``(batch, channels_i, n_i - before_i
+        - after_i)``; ``lefts`` (``(batch, ≥ before + after, n_mels)``, a window's first frames) gives every
+        part's left edge, stacked as a ``(batch, channels, max before)`` array (part ``i`` in its first
+        ``before_i`` columns); ``known`` (a window's frames before its last ``fresh``) gives the partials.
+        """
+        spec = self.contract.streaming
+        feeds = {part.input: f if f is not None else self._empty(part.before + part.after + 1)
+                 for part, f in zip(spec.parts, frames, strict=True)}
+        for part in spec.parts:
+            width = part.before + part.after
+            feeds[part.left_input] = self._empty(width) if lefts is None else np.ascontiguousarray(lefts[:, :width])
+        for part in self._split:
+            width = part.before + part.after
+            feeds[part.partial_input] = self._empty(width) if known is None else np.ascontiguousarray(
+                known[:, known.shape[1] - width:])
+        feeds[spec.fresh_input] = np.array(fresh, np.int64)
+        out = self._features_session.run(self._feature_names, feeds)
+        count = len(spec.parts)
+        features = [o if f is not None else None for o, f in zip(out[:count], frames, strict=True)]
+        left = None
+        if lefts is not None:
+            left = np.zeros((len(lefts), spec.channels, max(p.before for p in spec.parts)), np.float32)
+            for i, (part, edge) in enumerate(zip(spec.parts, out[count:2 * count], strict=True)):
+                left[:, self._offsets[i]:self._offsets[i + 1], : part.before] = edge
+        return features, left, (None if known is None else out[2 * count:])
 
     def _copy_left(self, source: np.ndarray, target: np.ndarray) -> None:
         """Copy each part's window-start columns (``[..., rows, :before]``) from ``source`` to ``target``."""
@@ -254,15 +287,17 @@ class GenreModel:
             rows = slice(self._offsets[j], self._offsets[j + 1])
             target[..., rows, : part.before] = source[..., rows, : part.before]
 
-    def _window_features(self, windows: np.ndarray) -> np.ndarray:
-        """The cache input of windows computed from the windows alone (no stream history)."""
+    def _window_features(self, windows: np.ndarray, fresh: int = 1) -> tuple[np.ndarray, list[np.ndarray]]:
+        """The cache and partial inputs of windows computed from the windows alone (no stream history)."""
         spec = self.contract.streaming
         frames = self.window_frames
         cache = np.zeros((len(windows), spec.channels, frames), np.float32)
-        for i, (part, features) in enumerate(zip(spec.parts, self._parts([windows] * len(spec.parts)), strict=True)):
-            cache[:, self._offsets[i]:self._offsets[i + 1], part.before:frames - part.after] = features
-        self._lefts(windows, cache)
-        return cache
+        features, left, partials = self._features([windows] * len(spec.parts), windows, windows[:, : frames - fresh],
+                                                  fresh)
+        for i, (part, values) in enumerate(zip(spec.parts, features, strict=True)):
+            cache[:, self._offsets[i]:self._offsets[i + 1], part.before:frames - part.after] = values
+        self._copy_left(left, cache)
+        return cache, partials
 
     def predict(self, windows: np.ndarray, outputs: list[str] | None = None) -> dict[str, np.ndarray]:
         """Run the model on a batch of windows (each computed in full).
@@ -282,17 +317,21 @@ class GenreModel:
         """
         windows = self._validate_windows(windows)
         names = self._output_names(outputs)
-        cache = None if self.contract.streaming is None else self._window_features(windows)
-        return dict(zip(names, self._run(windows, names, cache), strict=True))
+        if self.contract.streaming is None:
+            return dict(zip(names, self._run(windows, names)[0], strict=True))
+        cache, partials = self._window_features(windows)
+        return dict(zip(names, self._run(windows, names, cache, partials)[0], strict=True))
 
     def prepare_stream(self, cache: StreamCache, frames: np.ndarray, end_frame: int,
                        next_end_frame: int | None = None) -> None:
-        """Compute the features of a stream's newest frames ahead of its next window.
+        """Compute the features of a stream's newest frames, and the next window's work that they allow.
 
-        Call it between windows (for example after every audio block): the next
-        :meth:`predict_stream` then only computes what the newest frames add (and, given
-        ``next_end_frame``, not even the window's first frames). A no-op for models without a
-        streaming section.
+        Call it between windows (for example after every audio block, or once shortly before a
+        window is due): the next :meth:`predict_stream` then only computes what the newest frames
+        add. Given ``next_end_frame``, it also computes that window's first frames' features as
+        soon as they are in, and, once the window is due within :data:`MAX_FRESH_FRAMES` frames,
+        the partial sums of its last frames and its mid end's first frames, so the window's own
+        call is left with its newest frames only. A no-op for models without a streaming section.
 
         Parameters
         ----------
@@ -305,21 +344,41 @@ class GenreModel:
         next_end_frame
             Where the stream's next window will end, when known.
         """
-        if self.contract.streaming is None:
+        spec = self.contract.streaming
+        if spec is None:
             return
         frames = np.asarray(frames, np.float32)
         if frames.ndim != 2 or frames.shape[1] != self.mel_config.n_mels:
             raise ValueError(f"frames must be shaped (n, {self.mel_config.n_mels}), got {frames.shape}")
-        if end_frame < len(frames):
-            raise ValueError(f"end_frame {end_frame} is before the {len(frames)} frames given")
+        end = int(end_frame)
+        if end < len(frames):
+            raise ValueError(f"end_frame {end} is before the {len(frames)} frames given")
         frames = frames[-self.window_frames:]
-        self._update(cache, frames, int(end_frame))
+        first = end - len(frames)
+        todo, inputs = self._interior(cache, frames, end)
+        lefts = known = None
+        start = fresh = 0
         if next_end_frame is not None:
-            self._prepare_left(cache, frames, int(end_frame), int(next_end_frame))
-            if int(next_end_frame) - int(end_frame) <= MID_LEAD_FRAMES:
-                self._prepare_mid(cache, int(next_end_frame))
+            next_end = int(next_end_frame)
+            start, fresh = next_end - self.window_frames, next_end - end
+            width = max(p.before + p.after for p in spec.parts)
+            if cache.left_start != start and first <= start and start + width <= end:
+                lefts = frames[None, start - first:start - first + width]
+            width = max((p.before + p.after for p in self._split), default=0)
+            if 0 < fresh <= min(MAX_FRESH_FRAMES, self._max_fresh) and 0 <= start and end - width >= first \
+                    and cache.partial_end != next_end:  # (a window ending before a whole window is padded)
+                known = frames[None]
+        if not todo and lefts is None and known is None:
+            return
+        features, left, partials = self._features(inputs, lefts, known, max(fresh, 1))
+        self._store(cache, todo, features)
+        if left is not None:
+            cache.left, cache.left_start = left[:, :, :], start
+        if partials is not None:
+            cache.partials, cache.partial_end, cache.partial_fresh = partials, start + self.window_frames, fresh
+            self._prepare_mid(cache, start + self.window_frames, fresh)
 
-    def _prepare_mid(self, cache: StreamCache, next_end: int) -> None:
+    def _prepare_mid(self, cache: StreamCache, next_end: int, fresh: int) -> None:
         """The mid end's first frames of the window ending at ``next_end``, from the columns known now."""
         spec = self.contract.streaming
         start = next_end - self.window_frames
@@ -328,11 +387,11 @@ class GenreModel:
         if any(lo > start + part.before for (lo, _), part in zip(cache.valid, spec.parts, strict=True)):
             return  # the stream's features begin after this window's first interior frame
         known = min(hi for _, hi in cache.valid) - start  # columns [0, known) of every part are in
-        known = min(known, self.window_frames - max(p.after for p in spec.parts))
+        known = min(known, self.window_frames - fresh - max(p.after for p in spec.parts))
         if known < MID_MIN_KNOWN:
             return
         front = np.zeros((1, spec.channels, self.window_frames), np.float32)
-        self._gather(cache, next_end, front[0], upto=start + known)
+        self._gather(cache, next_end, front[0], fresh, upto=start + known)
         self._copy_left(cache.left, front)
         prefix = self._prefix_session.run([spec.mid.prefix_output], {spec.mid.prefix_input: front[:, :, :known]})[0]
         if cache.mid is None:
@@ -340,26 +399,16 @@ class GenreModel:
         cache.mid[:, :, :known] = prefix
         cache.mid_known, cache.mid_start = known, start
 
-    def _prepare_left(self, cache: StreamCache, frames: np.ndarray, end_frame: int, next_end: int) -> None:
-        """The first frames' features of the window ending at ``next_end``, once its first frames are in."""
-        start = next_end - self.window_frames
-        need = max(p.before + p.after for p in self.contract.streaming.parts)
-        first = end_frame - len(frames)
-        if cache.left_start == start or start < first or start + need > end_frame:
-            return
-        if cache.left is None:
-            cache.left = np.zeros((1, self.contract.streaming.channels, self.window_frames), np.float32)
-        self._lefts(frames[None, start - first: start - first + need], cache.left)
-        cache.left_start = start
-
-    def _update(self, cache: StreamCache, frames: np.ndarray, end_frame: int) -> None:
-        """Compute, into ``cache``, each part's features of the frames whose context lies in ``frames``."""
+    def _interior(self, cache: StreamCache, frames: np.ndarray, end_frame: int
+                  ) -> tuple[list[tuple[int, int, int]], list[np.ndarray | None]]:
+        """What :meth:`_features` must compute so that ``cache`` holds each part's features of the frames
+        whose context lies in ``frames``: ``(part, first frame, end frame)`` to store, and the inputs."""
         spec = self.contract.streaming
         if cache.features is None:
             cache.features = np.zeros((spec.channels, self._ring), np.float32)
             cache.valid = [(0, 0)] * len(spec.parts)
         first = end_frame - len(frames)
-        todo: list[tuple[int, int, int]] = []  # (part, first frame, end frame) to compute
+        todo: list[tuple[int, int, int]] = []
         inputs: list[np.ndarray | None] = []
         for i, part in enumerate(spec.parts):
             lo, hi = cache.valid[i]
@@ -371,23 +420,58 @@ class GenreModel:
                 continue
             todo.append((i, hi, stop))
             inputs.append(frames[None, hi - part.before - first: stop + part.after - first])
-        if not todo:
-            return
-        results = self._parts(inputs)
+        return todo, inputs
+
+    def _store(self, cache: StreamCache, todo: list[tuple[int, int, int]], results: list[np.ndarray | None]) -> None:
+        """Keep the features :meth:`_interior` asked for (``results[part]``: ``(1, channels, n)``)."""
         for i, hi, stop in todo:
             columns = np.arange(hi, stop) % self._ring
             cache.features[self._offsets[i]:self._offsets[i + 1], columns] = results[i][0]
             cache.valid[i] = (max(cache.valid[i][0], stop - self._ring), stop)
 
-    def _gather(self, cache: StreamCache, end_frame: int, out: np.ndarray, upto: int | None = None) -> None:
-        """Copy the cached features of the window ending at ``end_frame`` into ``out`` (channels, frames),
-        of its frames before stream frame ``upto`` only when given."""
-        frames = self.window_frames
+    def _keep_fresh(self, cache: StreamCache, end_frame: int, completed: np.ndarray) -> None:
+        """Keep the features a window call completed (``(channels, fresh)``) that extend the stream's."""
+        fresh = completed.shape[1]
         for i, part in enumerate(self.contract.streaming.parts):
-            stop = end_frame - part.after if upto is None else min(upto, end_frame - part.after)
-            columns = np.arange(end_frame - frames + part.before, stop) % self._ring
+            lo, hi = cache.valid[i]
+            first, stop = end_frame - fresh - part.after, end_frame - part.after
+            if hi < first or stop <= hi:
+                continue  # not adjacent to what is held (a restart), or nothing new
+            columns = np.arange(hi, stop) % self._ring
             rows = slice(self._offsets[i], self._offsets[i + 1])
-            out[rows, part.before:part.before + len(columns)] = cache.features[rows][:, columns]
+            cache.features[rows, columns] = completed[rows, hi - first:]
+            cache.valid[i] = (max(lo, stop - self._ring), stop)
+
+    def _gather(self, cache: StreamCache, end_frame: int, out: np.ndarray, fresh: int, upto: int | None = None) -> None:
+        """Copy the cached features of the window ending at ``end_frame`` into ``out`` (channels, frames): all
+        the window computation reads with ``fresh`` new frames, or only the frames before stream frame ``upto``."""
+        frames, ring = self.window_frames, self._ring
+        for i, part in enumerate(self.contract.streaming.parts):
+            stop = end_frame - fresh - part.after if upto is None else min(upto, end_frame - fresh - part.after)
+            first = end_frame - frames + part.before
+            rows = slice(self._offsets[i], self._offsets[i + 1])
+            lo, count = first % ring, stop - first
+            head = min(count, ring - lo)  # the columns before the ring wraps, then the rest from its start
+            out[rows, part.before:part.before + head] = cache.features[rows, lo:lo + head]
+            out[rows, part.before + head:part.before + count] = cache.features[rows, : count - head]
+
+    def _prepared(self, cache: StreamCache, end: int) -> bool:
+        """Whether ``cache`` holds everything for the window ending at ``end`` but its newest frames."""
+        if cache.partial_end != end or cache.left_start != end - self.window_frames:
+            return False
+        need = [end - cache.partial_fresh - part.after for part in self.contract.streaming.parts]
+        return all(hi >= stop for (_, hi), stop in zip(cache.valid, need, strict=True))
+
+    def _prepare_window(self, cache: StreamCache, window: np.ndarray, end: int) -> None:
+        """Everything for the window ending at ``end`` but its last frame, from the window itself, in one call."""
+        todo, inputs = self._interior(cache, window[:-1], end - 1)
+        start = end - self.window_frames
+        lefts = window[None] if cache.left_start != start else None
+        features, left, partials = self._features(inputs, lefts, window[None, :-1], 1)
+        self._store(cache, todo, features)
+        if left is not None:
+            cache.left, cache.left_start = left, start
+        cache.partials, cache.partial_end, cache.partial_fresh = partials, end, 1
 
     def predict_stream(self, windows: np.ndarray, end_frames: np.ndarray, caches: list[StreamCache],
                        contiguous: np.ndarray | list[bool], outputs: list[str] | None = None
@@ -421,38 +505,44 @@ class GenreModel:
         if self.contract.streaming is None:
             return self.predict(windows, names)
         flags = np.asarray(contiguous, bool)
-        alone = np.flatnonzero(~flags)
         cache_in = np.zeros((len(windows), self.contract.streaming.channels, self.window_frames), np.float32)
+        partials: list[list[np.ndarray]] = [[] for _ in windows]
+        fresh = np.ones(len(windows), int)
+        alone = np.flatnonzero(~flags)
         if len(alone):
-            cache_in[alone] = self._window_features(windows[alone])
-        computed_left = []
+            cache_in[alone], terms = self._window_features(windows[alone])
+            for row, i in enumerate(alone):
+                partials[i] = [t[row:row + 1] for t in terms]
         for i in np.flatnonzero(flags):
-            end = int(end_frames[i])
+            end, cache = int(end_frames[i]), caches[i]
             if end < self.window_frames:
                 raise ValueError(f"window {i} ends at stream frame {end}, before a whole window of frames")
-            self._update(caches[i], windows[i], end)
-            self._gather(caches[i], end, cache_in[i])
-            if caches[i].left_start == end - self.window_frames:
-                self._copy_left(caches[i].left[0], cache_in[i])
-            else:
-                computed_left.append(i)
-        if computed_left:
-            lefts = np.zeros((len(computed_left), *cache_in.shape[1:]), np.float32)
-            self._lefts(windows[computed_left], lefts)
-            for row, i in enumerate(computed_left):
-                self._copy_left(lefts[row], cache_in[i])
-        groups: dict[int, list[int]] = {}  # mid-end frames known -> windows (one call each)
+            if not self._prepared(cache, end):
+                self._prepare_window(cache, windows[i], end)
+            fresh[i], partials[i] = cache.partial_fresh, cache.partials
+            self._gather(cache, end, cache_in[i], int(fresh[i]))
+            self._copy_left(cache.left[0], cache_in[i])
+        groups: dict[tuple[int, int], list[int]] = {}  # (mid-end frames known, fresh frames) -> windows
         for i in range(len(windows)):
             ready = flags[i] and caches[i].mid_start == int(end_frames[i]) - self.window_frames
-            groups.setdefault(caches[i].mid_known if ready else 0, []).append(i)
-        if len(groups) == 1 and 0 in groups:
-            return dict(zip(names, self._run(windows, names, cache_in), strict=True))
+            groups.setdefault((caches[i].mid_known if ready else 0, int(fresh[i])), []).append(i)
         out: dict[str, np.ndarray] = {}
-        for known, members in groups.items():
-            mid = None if known == 0 else np.concatenate([caches[i].mid for i in members])
-            for name, value in zip(names, self._run(windows[members], names, cache_in[members], mid, known),
-                                   strict=True):
-                out.setdefault(name, np.zeros((len(windows), *value.shape[1:]), value.dtype))[members] = value
+        for (known, count), members in groups.items():
+            every = len(members) == len(windows)  # one group (a live stream's window): no copies
+            mid = None if known == 0 else caches[members[0]].mid if len(members) == 1 else np.concatenate(
+                [caches[i].mid for i in members])
+            terms = [partials[members[0]][j] if len(members) == 1 else np.concatenate([partials[i][j] for i in members])
+                     for j in range(len(self._split))]
+            values, completed = self._run(windows if every else windows[members], names,
+                                          cache_in if every else cache_in[members], terms, count, mid, known)
+            for name, value in zip(names, values, strict=True):
+                if every:
+                    out[name] = value
+                else:
+                    out.setdefault(name, np.zeros((len(windows), *value.shape[1:]), value.dtype))[members] = value
+            for row, i in enumerate(members):
+                if flags[i]:
+                    self._keep_fresh(caches[i], int(end_frames[i]), completed[row])
         return out
 
     def genre_scores(self, windows: np.ndarray) -> np.ndarray:
@@ -472,7 +562,8 @@ def _check_io(path: Path, session: Any, contract: ModelContract) -> None:
     if contract.streaming is not None:
         parts, mid = contract.streaming.parts, contract.streaming.mid
         expected_inputs += [contract.streaming.cache_input, mid.cache_input, mid.known_input, mid.prefix_input,
-                            *(p.input for p in parts), *(p.left_input for p in parts)]
+                            contract.streaming.fresh_input, *(p.input for p in parts), *(p.left_input for p in parts)]
+        expected_inputs += [name for p in parts if p.has_partial for name in (p.partial_input, p.partial_window_input)]
     if sorted(inputs) != sorted(expected_inputs):
         raise ModelError(f"{path}: expected inputs {expected_inputs}, found {sorted(inputs)}")
     shape = inputs[contract.input_name].shape
@@ -488,8 +579,9 @@ def _check_io(path: Path, session: Any, contract: ModelContract) -> None:
         if isinstance(width, int) and size is not None and width != size:
             raise ModelError(f"{path}: output {name!r} has {width} units but metadata describes {size}")
     if contract.streaming is not None:
-        names = [contract.streaming.mid.prefix_output]
+        names = [contract.streaming.mid.prefix_output, contract.streaming.fresh_output]
         names += [name for part in contract.streaming.parts for name in (part.output, part.left_output)]
+        names += [part.partial_output for part in contract.streaming.parts if part.has_partial]
         lacking = [name for name in names if name not in graph_outputs]
         if lacking:
             raise ModelError(f"{path}: metadata names feature outputs {lacking} the graph lacks")
@@ -505,17 +597,22 @@ def _split_sessions(path: Path, contract: ModelContract, provider: str, threads:
     from onnx.utils import Extractor
 
     spec = contract.streaming
+    split = [p for p in spec.parts if p.has_partial]
     try:
         extractor = Extractor(onnx.load(str(path)))
-        inputs = [contract.input_name, spec.cache_input, spec.mid.cache_input, spec.mid.known_input]
-        graphs = [extractor.extract_model(inputs, list(contract.outputs))]
-        graphs.append(extractor.extract_model([p.input for p in spec.parts], [p.output for p in spec.parts]))
-        graphs.append(extractor.extract_model([p.left_input for p in spec.parts], [p.left_output for p in spec.parts]))
+        inputs = [contract.input_name, spec.cache_input, spec.mid.cache_input, spec.mid.known_input, spec.fresh_input,
+                  *(p.partial_window_input for p in split)]
+        graphs = [extractor.extract_model(inputs, [*contract.outputs, spec.fresh_output])]
+        feature_inputs = [*(p.input for p in spec.parts), *(p.left_input for p in spec.parts),
+                          *(p.partial_input for p in split), spec.fresh_input]
+        feature_outputs = [*(p.output for p in spec.parts), *(p.left_output for p in spec.parts),
+                           *(p.partial_output for p in split)]
+        graphs.append(extractor.extract_model(feature_inputs, feature_outputs))
         graphs.append(extractor.extract_model([spec.mid.prefix_input], [spec.mid.prefix_output]))
     except Exception as exc:  # onnx raises several types for graphs it cannot prune
         raise ModelError(f"{path}: cannot split the streaming graph ({str(exc).strip()[:200]})") from None
-    window, features, left, prefix = (_create_session(path, provider, threads, g.SerializeToString()) for g in graphs)
-    return window, {"features": features, "left": left, "prefix": prefix}
+    window, features, prefix = (_create_session(path, provider, threads, g.SerializeToString()) for g in graphs)
+    return window, {"features": features, "prefix": prefix}
 
 
 def default_threads() -> int:

@@ -93,6 +93,7 @@ class Resampler:
         ):
             raise ValueError(f"channels must be an int in [1, 64], got {channels!r}")
         self.channels = int(channels)
+        self._mix = np.full(self.channels, 1.0 / self.channels, np.float32)  # down-mix weights (a mean)
         if not isinstance(quality, str) or quality.upper() not in QUALITIES:
             raise ValueError(f"resampler quality must be one of {', '.join(QUALITIES)}, got {quality!r}")
         self.quality = quality.upper()
@@ -124,12 +125,12 @@ class Resampler:
             x *= _INT16_SCALE
         else:
             raise TypeError(f"Resampler accepts float32, float64 or int16 blocks, got {block.dtype}")
-        if not np.isfinite(x.sum(dtype=np.float64)):
-            # A float64 sum of float32 values cannot overflow: it is non-finite iff a sample is.
+        mono = x if x.ndim == 1 else x[:, 0] if self.channels == 1 else x @ self._mix
+        # NaN and Inf survive the mix (inf - inf is NaN); a float32 sum of finite samples can only
+        # overflow for absurd levels, which the exact check then clears.
+        if not np.isfinite(mono.sum()) and not np.isfinite(x).all():
             raise ValueError("Resampler: audio block contains NaN or Inf samples")
-        if x.ndim == 2:
-            x = x[:, 0] if self.channels == 1 else x.mean(axis=1, dtype=np.float32)
-        return np.ascontiguousarray(x)
+        return np.ascontiguousarray(mono)
 
     def process(self, block: np.ndarray) -> np.ndarray:
         """Resample one block.

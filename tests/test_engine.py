@@ -75,15 +75,38 @@ def test_first_estimate_within_one_second_and_provisional(model: GenreModel, gtz
     assert np.diff([snap.t for _, snap in published]).min() > 0
 
 
-def test_engine_agrees_with_offline_classification(model: GenreModel, gtzan_dir: Path, tmp_path: Path) -> None:
+def test_engine_agrees_with_offline_classification(model: GenreModel, gtzan_dir: Path, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "hiphop_8s.wav"  # an excerpt keeps the test fast
     sf.write(path, decode_file(gtzan_dir / "hiphop" / "hiphop.00001.flac", 22050)[: 8 * 22050], 22050, subtype="FLOAT")
+    prepares, prepared = [], []  # the engine's prepare calls; per full window, whether it came prepared
+    prepare, predict = model.prepare_stream, model.predict_stream
+
+    def counted_prepare(cache, frames, end_frame, next_end_frame=None):
+        prepares.append(end_frame)
+        return prepare(cache, frames, end_frame, next_end_frame)
+
+    def checked_predict(windows, end_frames, caches, contiguous, outputs=None):
+        for end, cache, whole in zip(end_frames, caches, contiguous, strict=True):
+            if whole:  # only the newest block left: its first frames, last frames' partials and mid end are in
+                start = int(end) - model.window_frames
+                prepared.append((cache.partial_end, cache.left_start, cache.mid_start) == (end, start, start)
+                                and 1 < cache.partial_fresh <= 9)
+        return predict(windows, end_frames, caches, contiguous, outputs)
+
+    monkeypatch.setattr(model, "prepare_stream", counted_prepare)
+    monkeypatch.setattr(model, "predict_stream", checked_predict)
     engine, snaps = run_file(model, path)
+    # Every full window but the first came prepared, from one prepare call in the block before it was due
+    # (the engine's warm-up scores and prepares a few windows first; a few calls come while the first fills).
+    windows = sum(not s.provisional for s in snaps)
+    assert windows >= 10 and all(prepared[-(windows - 1):]), prepared
+    assert len(prepares) <= windows + 8, (len(prepares), windows)
     offline_same_hop = classify_file(path, model, hop_seconds=engine.hop_seconds)
     # Same stages, same windows: the full windows' raw scores average to the offline clip scores.
     full = np.array([s.raw for s in snaps if not s.provisional])
-    # Window by window too: the live engine computes each frame's features between windows
-    # (prepare_stream after every 100 ms block), the offline path from the windows alone.
+    # Window by window too: the live engine prepares each window in the block before it is due, the
+    # offline path computes it from the window alone.
     offline_full = [w for w in offline_same_hop.windows if not w.provisional]
     np.testing.assert_allclose(full, [w.scores for w in offline_full], atol=2e-5)
     expected = dict(offline_same_hop.genres)

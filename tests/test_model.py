@@ -114,8 +114,8 @@ def _contract_json() -> dict:
 @pytest.mark.parametrize(("mutate", "message"), [
     (lambda d: None, "no 'streamgenre' metadata"),
     (lambda d: "{not json", "not valid JSON"),
-    (lambda d: d | {"format_version": 99}, "format version 99 is not supported (this runtime reads 2) (upgrade"),
-    (lambda d: d | {"format_version": 1}, "version 1 is not supported (this runtime reads 2) (re-export it"),
+    (lambda d: d | {"format_version": 99}, "format version 99 is not supported (this runtime reads 3) (upgrade"),
+    (lambda d: d | {"format_version": 2}, "version 2 is not supported (this runtime reads 3) (re-export it"),
     (lambda d: {k: v for k, v in d.items() if k != "mel_config"}, "lacks 'mel_config'"),
     (lambda d: d | {"mel_config": d["mel_config"] | {"n_fft": -1}}, "mel_config is invalid"),
     (lambda d: d | {"input": d["input"] | {"window_frames": 200}}, "does not match metadata"),
@@ -204,6 +204,7 @@ def test_incremental_stream_inference_equals_full_windows(ported):
             assert cache.left_start == end - window
             if any(0 < end - b <= 16 for b in range(previous + 5, end, 13)):  # ... and its mid end's first frames
                 assert cache.mid_start == end - window and cache.mid_known >= 24
+                assert cache.partial_end == end and cache.partial_fresh > 1  # ... and its last frames' partials
         win = frames[end - window:end][None]
         streamed = model.predict_stream(win, np.array([end]), [cache], [True])
         full = model.predict(win)

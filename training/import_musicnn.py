@@ -36,14 +36,18 @@ STREAMING = StreamingSpec(
     cache_input="front_cache",
     parts=tuple(
         FeaturePart(f"{name}_frames", f"{name}_features", f"{name}_left_frames", f"{name}_left_features",
-                    channels, before, after)
-        for name, channels, (before, after) in StreamingMusicnn.parts()
+                    channels, before, after,
+                    *((f"{name}_known_frames", f"{name}_partial", f"{name}_window_partial") if partial else ()))
+        for name, channels, (before, after), partial in StreamingMusicnn.parts()
     ),
     mid=MidendSpec("mid_cache", "mid_known", "front_prefix", "mid_prefix", channels=3 * 64, layers=3,
                    context=MIDEND_CONTEXT),
+    fresh_input="fresh",
+    fresh_output="fresh_features",
 )
-OUTPUT_NAMES = ["tags", "embedding", "max_pool", "mean_pool", *(part.output for part in STREAMING.parts),
-                *(part.left_output for part in STREAMING.parts), STREAMING.mid.prefix_output]
+OUTPUT_NAMES = ["tags", "embedding", "max_pool", "mean_pool", STREAMING.fresh_output,
+                *(part.output for part in STREAMING.parts), *(part.left_output for part in STREAMING.parts),
+                *(part.partial_output for part in STREAMING.parts if part.has_partial), STREAMING.mid.prefix_output]
 
 MSD_TAGS = ['rock', 'pop', 'alternative', 'indie', 'electronic', 'female vocalists', 'dance', '00s',
             'alternative rock', 'jazz', 'beautiful', 'metal', 'chillout', 'male vocalists', 'classic rock', 'soul',

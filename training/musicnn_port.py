@@ -56,7 +56,10 @@ class FrontendBlock(nn.Module):
 
     Batch norm is a per-channel monotonic map, so the max over mel is taken first (of the ReLU
     output when the scale is positive, of its min when negative) and the norm applied to the
-    (batch, channels, time) result: exactly the original's values at a fraction of the cost.
+    (batch, channels, time) result. ReLU commutes with max and min, and the min of a channel is
+    minus the max of the channel with negated weights, so the block convolves with sign-folded
+    weights, takes one max over mel and applies ReLU and the norm to that: exactly the original's
+    values at a fraction of the cost.
     """
 
     def __init__(self, filters: int, kernel: tuple[int, int], time_padding: tuple[int, int]) -> None:
@@ -68,13 +71,49 @@ class FrontendBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.unpadded(F.pad(x, (0, 0, *self.time_padding)))
 
+    def _sign(self) -> torch.Tensor:
+        return torch.where(self.bn.scale >= 0, 1.0, -1.0)
+
+    def signed_conv(self, x: torch.Tensor) -> torch.Tensor:
+        """The convolution with each filter's sign folded in: ``(B, filters, frames, positions)``."""
+        sign = self._sign()
+        return F.conv2d(x, self.conv.weight * sign.view(-1, 1, 1, 1), self.conv.bias * sign)
+
     def unpadded(self, x: torch.Tensor) -> torch.Tensor:
         """The block on input the caller already padded (or cut) along time: 'valid' convolution."""
-        y = F.relu(self.conv(x))
-        hi = y.amax(dim=3)
-        lo = y.amin(dim=3)
-        positive = (self.bn.scale >= 0).view(1, -1, 1)
-        return self.bn(torch.where(positive, hi, lo))
+        return self.readout(self.signed_conv(x))
+
+    def readout(self, pre: torch.Tensor) -> torch.Tensor:
+        """Max over mel -> ReLU -> batch norm of sign-folded pre-activations ``(B, filters, frames, positions)``:
+        the block's ``(B, filters, frames)`` features."""
+        return self.bn(F.relu(pre.amax(dim=3) * self._sign().view(1, -1, 1)))
+
+    def partial(self, x: torch.Tensor, frames: torch.Tensor | int) -> torch.Tensor:
+        """Sign-folded pre-activations (bias included) of ``frames`` output frames of a temporal
+        (``(L, 1)``-kernel) block from normalised frames ``x`` ``(B, m, n_mels)`` followed by zeros:
+        output ``f`` covers input frames ``[f, f + L)``, those from ``m`` on being zero."""
+        length, m = self.conv.weight.shape[2], x.shape[1]
+        index = torch.arange(frames + length - 1)
+        index = torch.where(index < m, index, torch.full_like(index, m))  # m: the appended zero frame
+        padded = torch.cat([x, torch.zeros_like(x[:, :1])], dim=1)[:, index]
+        return self.signed_conv(padded.unsqueeze(1))
+
+    def taps(self, x: torch.Tensor, frames: torch.Tensor | int, offset: int) -> torch.Tensor:
+        """The terms of given input frames alone in a temporal (``(L, 1)``-kernel) block's pre-activations.
+
+        ``x`` ``(B, m, n_mels)`` holds normalised input frames; output frame ``f`` (of ``frames``)
+        gets ``sum_j w[j - f + offset] x[j]`` over the taps inside the kernel, as sign-folded
+        ``(B, filters, frames, n_mels)`` pre-activations without the bias: add them to a
+        :meth:`partial` of the frames before and :meth:`readout` the sum.
+        """
+        filters, length = self.conv.weight.shape[0], self.conv.weight.shape[2]
+        signed = (self.conv.weight[:, 0, :, 0] * self._sign().view(-1, 1)).t()
+        table = torch.cat([signed, signed.new_zeros(1, filters)])  # (L + 1, filters); row L is 0
+        m = x.shape[1]
+        tap = torch.arange(m).unsqueeze(0) - torch.arange(frames).unsqueeze(1) + offset  # (frames, m)
+        tap = torch.where((tap >= 0) & (tap < length), tap, torch.full_like(tap, length))
+        kernel = table[tap].permute(2, 0, 1).reshape(-1, m)  # (filters * frames, m): rows gathered, then moved
+        return torch.matmul(kernel, x).reshape(x.shape[0], filters, frames, x.shape[2])
 
 
 class Musicnn(nn.Module):
@@ -230,7 +269,7 @@ TIMBRAL_CHANNELS = len(TIMBRAL_HEIGHTS) * TIMBRAL_FILTERS  # 408
 
 class StreamingMusicnn(nn.Module):
     """musicnn (optionally with a head on its embedding) split so a stream computes each frame's
-    front-end features once, and most of a window's before the window is complete.
+    front-end features once, and nearly all of a window's work before the window is complete.
 
     A frame's timbral features depend only on the frames three either side of it; its features
     from a temporal kernel of ``L`` frames on the ``L // 2 - 1`` frames before and ``L // 2``
@@ -238,16 +277,22 @@ class StreamingMusicnn(nn.Module):
     whole context, so a stream computes them once, as soon as the context has arrived. Only the
     frames near a window's edges see its zero padding: the first ``before`` frames of a feature
     group depend on the window's first ``before + after`` frames alone (known long before the
-    window ends), the last ``after`` frames on its newest ones.
+    window ends), the last ``after`` frames on its newest ones. A temporal convolution is linear
+    before its ReLU, so the terms of the frames a stream already has (the "partial") are summed
+    before the window's newest ``fresh`` frames arrive, and the window only adds theirs.
 
     The graph therefore has independent parts, which the runtime runs on their own. Per feature
     group (:meth:`parts`: timbral, then the 128-, 64- and 32-frame temporal blocks): ``frames``
-    ``(B, n, 96)`` -> its features of frames ``[before, n - after)``, and ``left`` frames
-    ``(B, before + after, 96)`` -> its features of a window's first ``before`` frames. And the window:
-    ``mel`` ``(B, T, 96)`` plus ``front_cache`` ``(B, 561, T)`` holding each group's features of
-    frames ``[0, T - after)`` (other columns are ignored) -> the wrapped model's outputs, computing
-    only each group's last ``after`` frames itself. Running the parts on a window and then the
-    window computation gives exactly the full model's result.
+    ``(B, n, 96)`` -> its features of frames ``[before, n - after)``; ``left`` frames
+    ``(B, before + after, 96)`` -> its features of a window's first ``before`` frames; and, for a
+    temporal group, ``partial`` frames ``(B, before + after, 96)`` (the ones preceding a window's
+    last ``fresh`` frames) -> the pre-activations their taps give the window's last
+    ``fresh + after`` frames. The window: ``mel`` ``(B, T, 96)``, ``front_cache`` ``(B, 561, T)``
+    holding each group's features of frames ``[0, T - fresh - after)`` (other columns are ignored),
+    the mid-end cache, ``fresh`` and the temporal groups' partials -> the wrapped model's outputs,
+    then each group's features of frames ``[T - fresh - after, T - after)`` (now complete: a
+    stream keeps them). Running the parts on a window and then the window computation gives the
+    full model's result (to float rounding).
     """
 
     def __init__(self, backbone: Musicnn, head: nn.Module | None = None) -> None:
@@ -256,10 +301,16 @@ class StreamingMusicnn(nn.Module):
         self.head = head
 
     @staticmethod
-    def parts() -> list[tuple[str, int, tuple[int, int]]]:
-        """``(name, channels, (before, after))`` of each feature group, in cache order."""
-        temporal = [(f"temporal{length}", TEMPORAL_FILTERS, _tf_same_padding(length)) for length in TEMPORAL_LENGTHS]
-        return [("timbral", TIMBRAL_CHANNELS, TIMBRAL_CONTEXT), *temporal]
+    def parts() -> list[tuple[str, int, tuple[int, int], bool]]:
+        """``(name, channels, (before, after), has_partial)`` of each feature group, in cache order."""
+        temporal = [(f"temporal{length}", TEMPORAL_FILTERS, _tf_same_padding(length), True)
+                    for length in TEMPORAL_LENGTHS]
+        return [("timbral", TIMBRAL_CHANNELS, TIMBRAL_CONTEXT, False), *temporal]
+
+    def partial_example(self, fresh: int) -> tuple[torch.Tensor, ...]:
+        """Zero tensors shaped like the temporal groups' partials for ``fresh`` new frames (for export)."""
+        return tuple(torch.zeros(1, TEMPORAL_FILTERS, fresh + after, N_MELS)
+                     for _, _, (_, after), partial in self.parts() if partial)
 
     def _groups(self) -> list[tuple[nn.Module | None, tuple[int, int]]]:
         """(block, time padding) per feature group; None stands for both timbral blocks."""
@@ -269,29 +320,40 @@ class StreamingMusicnn(nn.Module):
         return self.backbone.timbral_valid(x) if block is None else block.unpadded(x)
 
     def forward(self, mel: torch.Tensor, front_cache: torch.Tensor, mid_cache: torch.Tensor, mid_known: torch.Tensor,
-                front_prefix: torch.Tensor, *frames: torch.Tensor) -> tuple[torch.Tensor, ...]:
+                fresh: torch.Tensor, front_prefix: torch.Tensor, *frames: torch.Tensor) -> tuple[torch.Tensor, ...]:
         groups = self._groups()
-        interior, left = frames[: len(groups)], frames[len(groups):]
-        chunks = [self._valid(block, self.backbone.input_bn(f.unsqueeze(1)))
-                  for (block, _), f in zip(groups, interior, strict=True)]
-        edges = [self._valid(block, F.pad(self.backbone.input_bn(f.unsqueeze(1)), (0, 0, before, 0)))
+        temporal = [(block, padding) for block, padding in groups if block is not None]
+        count = len(groups)
+        interior, left = frames[:count], frames[count:2 * count]
+        known, partials = frames[2 * count:2 * count + len(temporal)], frames[2 * count + len(temporal):]
+        bn = self.backbone.input_bn
+        chunks = [self._valid(block, bn(f.unsqueeze(1))) for (block, _), f in zip(groups, interior, strict=True)]
+        edges = [self._valid(block, F.pad(bn(f.unsqueeze(1)), (0, 0, before, 0)))
                  for (block, (before, _)), f in zip(groups, left, strict=True)]
-        return (*self.window(mel, front_cache, mid_cache, mid_known), *chunks, *edges,
+        terms = [block.partial(bn(f.unsqueeze(1))[:, 0], fresh + after)
+                 for (block, (_, after)), f in zip(temporal, known, strict=True)]
+        return (*self.window(mel, front_cache, mid_cache, mid_known, fresh, *partials), *chunks, *edges, *terms,
                 self.backbone.midend_prefix(front_prefix))
 
-    def window(self, mel: torch.Tensor, front_cache: torch.Tensor, mid_cache: torch.Tensor, mid_known: torch.Tensor
-               ) -> tuple[torch.Tensor, ...]:
-        """The wrapped model's outputs for ``mel`` windows, taking all but the last frames from
-        ``front_cache`` and the mid end's first ``mid_known``-dependent frames from ``mid_cache``."""
+    def window(self, mel: torch.Tensor, front_cache: torch.Tensor, mid_cache: torch.Tensor, mid_known: torch.Tensor,
+               fresh: torch.Tensor, *partials: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """The wrapped model's outputs for ``mel`` windows, then the features of frames ``[T - fresh - after,
+        T - after)`` of each group; all but the last ``fresh + after`` frames come from ``front_cache``, the
+        temporal groups' terms of frames before the last ``fresh`` from ``partials``, and the mid end's first
+        ``mid_known``-dependent frames from ``mid_cache``."""
         frames = mel.shape[1]
         x = self.backbone.input_bn(mel.unsqueeze(1))
-        groups, row = [], 0
-        for (block, (before, after)), (_, channels, _) in zip(self._groups(), self.parts(), strict=True):
-            newest = F.pad(x[:, :, frames - before - after:], (0, 0, 0, after))
-            groups.append(torch.cat([
-                front_cache[:, row:row + channels, : frames - after],
-                self._valid(block, newest),  # frames [T - after, T)
-            ], dim=2))
+        newest = x[:, 0, frames - fresh:]
+        pending = iter(partials)
+        groups, completed, row = [], [], 0
+        for (block, (before, after)), (_, channels, _, _) in zip(self._groups(), self.parts(), strict=True):
+            start = frames - fresh - after  # first frame computed here
+            if block is None:
+                features = self._valid(None, F.pad(x[:, :, start - before:], (0, 0, 0, after)))
+            else:
+                features = block.readout(next(pending) + block.taps(newest, fresh + after, before + after))
+            groups.append(torch.cat([front_cache[:, row:row + channels, :start], features], dim=2))
+            completed.append(features[:, :, :fresh])
             row += channels
         front = torch.cat(groups, dim=1)
         embedding, max_pool, mean_pool = self.backbone.embed_with_front(front, mid_cache, mid_known)
@@ -299,4 +361,4 @@ class StreamingMusicnn(nn.Module):
         outputs = (tags, embedding, max_pool, mean_pool)
         if self.head is not None:
             outputs = (self.head(embedding), *outputs)
-        return outputs
+        return (*outputs, torch.cat(completed, dim=1))

@@ -20,9 +20,12 @@ def export_with_contract(module: torch.nn.Module, contract: ModelContract, outpu
     Parameters
     ----------
     module
-        Inference-mode module taking ``(batch, window_frames, n_mels)`` (plus, for a contract with a
-        streaming section, the cache and one frames input per feature part) and returning a tuple of
-        tensors in the order of ``output_names``.
+        Inference-mode module taking ``(batch, window_frames, n_mels)`` and returning a tuple of
+        tensors in the order of ``output_names``. For a contract with a streaming section it also
+        takes, in this order, the front-end cache, the mid-end cache, the mid-end known count, the
+        fresh count, the mid-end prefix input, one frames input per feature part, one left-edge
+        input per part, one partial input per part that has one, and the window's partial inputs;
+        and it has ``partial_example(fresh)`` giving example tensors of those last ones.
     contract
         The metadata to embed; it is re-parsed before writing, so an invalid contract never ships.
     output_names
@@ -41,33 +44,57 @@ def export_with_contract(module: torch.nn.Module, contract: ModelContract, outpu
     dynamic = {contract.input_name: {0: "batch"}} | {name: {0: "batch"} for name in output_names}
     spec = contract.streaming
     if spec is not None:
-        missing_parts = [name for part in spec.parts for name in (part.output, part.left_output)
-                         if name not in output_names]
-        if missing_parts:
-            raise ValueError(f"streaming model must output its feature parts {missing_parts}")
-        n_mels = contract.mel_config.n_mels
-        mid = spec.mid
-        if mid.prefix_output not in output_names:
-            raise ValueError(f"streaming model must output its mid-end prefix {mid.prefix_output!r}")
-        frames = contract.window_frames
-        example += (torch.zeros(1, spec.channels, frames), torch.zeros(1, mid.channels, frames),
-                    torch.tensor(frames // 2, dtype=torch.int64), torch.zeros(1, spec.channels, frames // 2))
-        example += tuple(torch.zeros(1, frames, n_mels) for _ in spec.parts)
-        example += tuple(torch.zeros(1, part.before + part.after, n_mels) for part in spec.parts)
-        input_names += [spec.cache_input, mid.cache_input, mid.known_input, mid.prefix_input,
-                        *(p.input for p in spec.parts), *(p.left_input for p in spec.parts)]
-        dynamic[spec.cache_input] = dynamic[mid.cache_input] = {0: "batch"}
-        dynamic[mid.prefix_input] = dynamic[mid.prefix_output] = {0: "prefix_batch", 2: "prefix_length"}
-        for part in spec.parts:
-            dynamic[part.input] = {0: "chunk_batch", 1: f"{part.input}_length"}  # each part its own length
-            dynamic[part.output] = {0: "chunk_batch", 2: f"{part.output}_length"}
-            dynamic[part.left_input] = dynamic[part.left_output] = {0: "left_batch"}
+        example, names = _streaming_example(module, contract, output_names)
+        input_names += names
+        dynamic |= _streaming_axes(contract)
     module = module.eval()
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         torch.onnx.export(module, example, str(path), input_names=input_names,
                           output_names=output_names, dynamic_axes=dynamic, opset_version=OPSET, dynamo=False)
     return save_with_contract(onnx.load(str(path)), contract, path)
+
+
+def _streaming_example(module: torch.nn.Module, contract: ModelContract, output_names: list[str]
+                       ) -> tuple[tuple[torch.Tensor, ...], list[str]]:
+    """Example inputs (the mel window first) and the names of the inputs after ``mel`` of a streaming model."""
+    spec = contract.streaming
+    mid = spec.mid
+    partials = [part for part in spec.parts if part.has_partial]
+    required = [spec.fresh_output, mid.prefix_output, *(p.output for p in spec.parts),
+                *(p.left_output for p in spec.parts), *(p.partial_output for p in partials)]
+    missing = [name for name in required if name not in output_names]
+    if missing:
+        raise ValueError(f"streaming model must output its feature parts, partials and mid-end prefix: {missing}")
+    n_mels, frames, fresh = contract.mel_config.n_mels, contract.window_frames, 2
+    example = (torch.zeros(1, frames, n_mels), torch.zeros(1, spec.channels, frames),
+               torch.zeros(1, mid.channels, frames), torch.tensor(frames // 2, dtype=torch.int64),
+               torch.tensor(fresh, dtype=torch.int64), torch.zeros(1, spec.channels, frames // 2))
+    example += tuple(torch.zeros(1, frames, n_mels) for _ in spec.parts)
+    example += tuple(torch.zeros(1, part.before + part.after, n_mels) for part in spec.parts)
+    example += tuple(torch.zeros(1, part.before + part.after, n_mels) for part in partials)
+    example += tuple(module.partial_example(fresh))  # the window's partial inputs, shaped as the partial outputs
+    return example, [spec.cache_input, mid.cache_input, mid.known_input, spec.fresh_input, mid.prefix_input,
+                     *(p.input for p in spec.parts), *(p.left_input for p in spec.parts),
+                     *(p.partial_input for p in partials), *(p.partial_window_input for p in partials)]
+
+
+def _streaming_axes(contract: ModelContract) -> dict[str, dict[int, str]]:
+    """Dynamic axes of a streaming model's extra inputs and outputs (each part its own lengths)."""
+    spec = contract.streaming
+    mid = spec.mid
+    axes = {spec.cache_input: {0: "batch"}, mid.cache_input: {0: "batch"}, spec.fresh_output: {0: "batch", 2: "fresh"},
+            mid.prefix_input: {0: "prefix_batch", 2: "prefix_length"},
+            mid.prefix_output: {0: "prefix_batch", 2: "prefix_length"}}
+    for part in spec.parts:
+        axes[part.input] = {0: "chunk_batch", 1: f"{part.input}_length"}
+        axes[part.output] = {0: "chunk_batch", 2: f"{part.output}_length"}
+        axes[part.left_input] = axes[part.left_output] = {0: "left_batch"}
+        if part.has_partial:
+            axes[part.partial_input] = {0: "partial_batch"}
+            axes[part.partial_output] = {0: "partial_batch", 2: f"{part.partial_output}_length"}
+            axes[part.partial_window_input] = {0: "batch", 2: f"{part.partial_window_input}_length"}
+    return axes
 
 
 def save_with_contract(model: onnx.ModelProto, contract: ModelContract, path: str | Path) -> Path:
