@@ -54,9 +54,10 @@ class FeaturePart:
     A part with a partial (``partial_input`` given) lets a stream sum, before a window is
     complete, what the frames it already has contribute to the window's last frames:
     ``partial_input`` (the ``before + after`` frames preceding the window's last ``fresh``
-    frames, with the spec's ``fresh_input``) -> ``partial_output`` (``(batch, ...)``), which the
-    window computation takes as ``partial_window_input``. Without one, the window computes those
-    frames from the mel window itself.
+    frames, with the spec's ``fresh_input``) -> ``partial_output``, a 2-D array batched along its
+    last axis (each item's columns after the previous item's), which the window computation takes
+    as ``partial_window_input``. Without one, the window computes those frames from the mel window
+    itself.
     """
 
     input: str

@@ -511,8 +511,9 @@ class GenreModel:
         alone = np.flatnonzero(~flags)
         if len(alone):
             cache_in[alone], terms = self._window_features(windows[alone])
-            for row, i in enumerate(alone):
-                partials[i] = [t[row:row + 1] for t in terms]
+            for row, i in enumerate(alone):  # partials are batched along their last axis
+                partials[i] = [t[:, row * (t.shape[1] // len(alone)):(row + 1) * (t.shape[1] // len(alone))]
+                               for t in terms]
         for i in np.flatnonzero(flags):
             end, cache = int(end_frames[i]), caches[i]
             if end < self.window_frames:
@@ -531,8 +532,8 @@ class GenreModel:
             every = len(members) == len(windows)  # one group (a live stream's window): no copies
             mid = None if known == 0 else caches[members[0]].mid if len(members) == 1 else np.concatenate(
                 [caches[i].mid for i in members])
-            terms = [partials[members[0]][j] if len(members) == 1 else np.concatenate([partials[i][j] for i in members])
-                     for j in range(len(self._split))]
+            terms = [partials[members[0]][j] if len(members) == 1 else np.concatenate(
+                [partials[i][j] for i in members], axis=1) for j in range(len(self._split))]
             values, completed = self._run(windows if every else windows[members], names,
                                           cache_in if every else cache_in[members], terms, count, mid, known)
             for name, value in zip(names, values, strict=True):

@@ -91,29 +91,35 @@ class FrontendBlock(nn.Module):
     def partial(self, x: torch.Tensor, frames: torch.Tensor | int) -> torch.Tensor:
         """Sign-folded pre-activations (bias included) of ``frames`` output frames of a temporal
         (``(L, 1)``-kernel) block from normalised frames ``x`` ``(B, m, n_mels)`` followed by zeros:
-        output ``f`` covers input frames ``[f, f + L)``, those from ``m`` on being zero."""
+        output ``f`` covers input frames ``[f, f + L)``, those from ``m`` on being zero. Laid out
+        ``(filters * frames, B * n_mels)`` (the batch along the columns), as :meth:`add_taps` takes it."""
         length, m = self.conv.weight.shape[2], x.shape[1]
         index = torch.arange(frames + length - 1)
         index = torch.where(index < m, index, torch.full_like(index, m))  # m: the appended zero frame
         padded = torch.cat([x, torch.zeros_like(x[:, :1])], dim=1)[:, index]
-        return self.signed_conv(padded.unsqueeze(1))
+        pre = self.signed_conv(padded.unsqueeze(1))  # (B, filters, frames, n_mels)
+        # explicit sizes, no -1, so that an empty batch stays empty (the exported Reshape gets allowzero)
+        return pre.permute(1, 2, 0, 3).reshape(pre.shape[1] * pre.shape[2], x.shape[0] * x.shape[2])
 
-    def taps(self, x: torch.Tensor, frames: torch.Tensor | int, offset: int) -> torch.Tensor:
-        """The terms of given input frames alone in a temporal (``(L, 1)``-kernel) block's pre-activations.
+    def add_taps(self, partial: torch.Tensor, x: torch.Tensor, offset: int) -> torch.Tensor:
+        """A :meth:`partial` plus the terms of later input frames, read out: ``(B, filters, frames)`` features.
 
-        ``x`` ``(B, m, n_mels)`` holds normalised input frames; output frame ``f`` (of ``frames``)
-        gets ``sum_j w[j - f + offset] x[j]`` over the taps inside the kernel, as sign-folded
-        ``(B, filters, frames, n_mels)`` pre-activations without the bias: add them to a
-        :meth:`partial` of the frames before and :meth:`readout` the sum.
+        ``x`` ``(B, m, n_mels)`` holds the normalised input frames the partial lacks; output frame
+        ``f`` of the partial gets ``sum_j w[j - f + offset] x[j]`` over the taps inside the kernel,
+        added by one matrix product into the partial (batch along its columns), then ReLU, max over
+        mel and batch norm as in :meth:`readout`.
         """
         filters, length = self.conv.weight.shape[0], self.conv.weight.shape[2]
+        batch, m, n_mels = x.shape
+        frames = partial.shape[0] // filters
         signed = (self.conv.weight[:, 0, :, 0] * self._sign().view(-1, 1)).t()
         table = torch.cat([signed, signed.new_zeros(1, filters)])  # (L + 1, filters); row L is 0
-        m = x.shape[1]
         tap = torch.arange(m).unsqueeze(0) - torch.arange(frames).unsqueeze(1) + offset  # (frames, m)
         tap = torch.where((tap >= 0) & (tap < length), tap, torch.full_like(tap, length))
-        kernel = table[tap].permute(2, 0, 1).reshape(-1, m)  # (filters * frames, m): rows gathered, then moved
-        return torch.matmul(kernel, x).reshape(x.shape[0], filters, frames, x.shape[2])
+        kernel = table[tap].permute(2, 0, 1).reshape(filters * frames, m)  # rows gathered, then moved
+        columns = x.transpose(0, 1).reshape(m, batch * n_mels)
+        pre = torch.addmm(partial, kernel, columns).reshape(filters, frames, batch, n_mels)
+        return self.bn(F.relu(pre.amax(dim=3).permute(2, 0, 1) * self._sign().view(1, -1, 1)))
 
 
 class Musicnn(nn.Module):
@@ -309,7 +315,7 @@ class StreamingMusicnn(nn.Module):
 
     def partial_example(self, fresh: int) -> tuple[torch.Tensor, ...]:
         """Zero tensors shaped like the temporal groups' partials for ``fresh`` new frames (for export)."""
-        return tuple(torch.zeros(1, TEMPORAL_FILTERS, fresh + after, N_MELS)
+        return tuple(torch.zeros(TEMPORAL_FILTERS * (fresh + after), N_MELS)
                      for _, _, (_, after), partial in self.parts() if partial)
 
     def _groups(self) -> list[tuple[nn.Module | None, tuple[int, int]]]:
@@ -351,7 +357,7 @@ class StreamingMusicnn(nn.Module):
             if block is None:
                 features = self._valid(None, F.pad(x[:, :, start - before:], (0, 0, 0, after)))
             else:
-                features = block.readout(next(pending) + block.taps(newest, fresh + after, before + after))
+                features = block.add_taps(next(pending), newest, before + after)
             groups.append(torch.cat([front_cache[:, row:row + channels, :start], features], dim=2))
             completed.append(features[:, :, :fresh])
             row += channels

@@ -52,7 +52,23 @@ def export_with_contract(module: torch.nn.Module, contract: ModelContract, outpu
         warnings.simplefilter("ignore")
         torch.onnx.export(module, example, str(path), input_names=input_names,
                           output_names=output_names, dynamic_axes=dynamic, opset_version=OPSET, dynamo=False)
-    return save_with_contract(onnx.load(str(path)), contract, path)
+    graph = onnx.load(str(path))
+    if spec is not None:
+        _keep_empty_batches(graph, [p.partial_output for p in spec.parts if p.has_partial])
+    return save_with_contract(graph, contract, path)
+
+
+def _keep_empty_batches(model: onnx.ModelProto, outputs: list[str]) -> None:
+    """Set ``allowzero`` on the Reshapes that produce ``outputs``: a size computed as 0 (an empty batch,
+    which the runtime feeds for computations it does not need) must mean 0, not "keep that axis"."""
+    for node in model.graph.node:
+        if node.op_type == "Reshape" and node.output[0] in outputs:
+            for attribute in node.attribute:
+                if attribute.name == "allowzero":
+                    attribute.i = 1
+                    break
+            else:
+                node.attribute.append(onnx.helper.make_attribute("allowzero", 1))
 
 
 def _streaming_example(module: torch.nn.Module, contract: ModelContract, output_names: list[str]
@@ -90,10 +106,10 @@ def _streaming_axes(contract: ModelContract) -> dict[str, dict[int, str]]:
         axes[part.input] = {0: "chunk_batch", 1: f"{part.input}_length"}
         axes[part.output] = {0: "chunk_batch", 2: f"{part.output}_length"}
         axes[part.left_input] = axes[part.left_output] = {0: "left_batch"}
-        if part.has_partial:
+        if part.has_partial:  # partials are batched along their last axis
             axes[part.partial_input] = {0: "partial_batch"}
-            axes[part.partial_output] = {0: "partial_batch", 2: f"{part.partial_output}_length"}
-            axes[part.partial_window_input] = {0: "batch", 2: f"{part.partial_window_input}_length"}
+            axes[part.partial_output] = {0: f"{part.partial_output}_rows", 1: "partial_columns"}
+            axes[part.partial_window_input] = {0: f"{part.partial_window_input}_rows", 1: "columns"}
     return axes
 
 
