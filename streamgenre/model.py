@@ -557,8 +557,19 @@ class GenreModel:
                 "window_frames": self.window_frames, "genres": list(self.labels)}
 
 
-def _check_io(path: Path, session: Any, contract: ModelContract) -> None:
-    inputs = {i.name: i for i in session.get_inputs()}
+def _graph_io(graph: Any) -> tuple[dict[str, list[Any]], dict[str, list[Any]]]:
+    """Input and output shapes of an ONNX graph by name (a size is an int, a name, or None)."""
+    def shape(value: Any) -> list[Any]:
+        return [d.dim_value if d.HasField("dim_value") else d.dim_param or None
+                for d in value.type.tensor_type.shape.dim]
+
+    initializers = {t.name for t in graph.initializer}
+    inputs = {v.name: shape(v) for v in graph.input if v.name not in initializers}
+    return inputs, {v.name: shape(v) for v in graph.output}
+
+
+def _check_io(path: Path, inputs: dict[str, list[Any]], graph_outputs: dict[str, list[Any]],
+              contract: ModelContract) -> None:
     expected_inputs = [contract.input_name]
     if contract.streaming is not None:
         parts, mid = contract.streaming.parts, contract.streaming.mid
@@ -567,11 +578,10 @@ def _check_io(path: Path, session: Any, contract: ModelContract) -> None:
         expected_inputs += [name for p in parts if p.has_partial for name in (p.partial_input, p.partial_window_input)]
     if sorted(inputs) != sorted(expected_inputs):
         raise ModelError(f"{path}: expected inputs {expected_inputs}, found {sorted(inputs)}")
-    shape = inputs[contract.input_name].shape
+    shape = inputs[contract.input_name]
     expected = [contract.window_frames, contract.mel_config.n_mels]
     if len(shape) != 3 or list(shape[1:]) != expected:
         raise ModelError(f"{path}: input shape {shape} does not match metadata (batch, {expected[0]}, {expected[1]})")
-    graph_outputs = {o.name: o.shape for o in session.get_outputs()}
     for name, spec in contract.outputs.items():
         if name not in graph_outputs:
             raise ModelError(f"{path}: metadata describes output {name!r} that the graph lacks")
@@ -588,19 +598,19 @@ def _check_io(path: Path, session: Any, contract: ModelContract) -> None:
             raise ModelError(f"{path}: metadata names feature outputs {lacking} the graph lacks")
 
 
-def _split_sessions(path: Path, contract: ModelContract, provider: str, threads: int) -> tuple[Any, dict[str, Any]]:
+def _split_sessions(path: Path, graph: Any, contract: ModelContract, provider: str, threads: int
+                    ) -> tuple[Any, dict[str, Any]]:
     """Sessions for a streaming model's window computation and for its feature parts.
 
     onnxruntime runs every node of a graph whatever outputs are asked for, so each computation
     gets its own session on the sub-graph it needs (pruned with onnx's extractor).
     """
-    import onnx
     from onnx.utils import Extractor
 
     spec = contract.streaming
     split = [p for p in spec.parts if p.has_partial]
     try:
-        extractor = Extractor(onnx.load(str(path)))
+        extractor = Extractor(graph)
         inputs = [contract.input_name, spec.cache_input, spec.mid.cache_input, spec.mid.known_input, spec.fresh_input,
                   *(p.partial_window_input for p in split)]
         graphs = [extractor.extract_model(inputs, [*contract.outputs, spec.fresh_output])]
@@ -652,16 +662,24 @@ def load_model(path: str | Path | None = None, provider: str = "auto", threads: 
     threads = default_threads() if threads is None else threads
     if not isinstance(threads, int) or threads < 1:
         raise ConfigError(f"threads must be a positive integer, got {threads!r}")
-    session = _create_session(model_path, provider, threads)
-    metadata = session.get_modelmeta().custom_metadata_map
+    import onnx
+
+    try:  # the graph is read once: metadata and shapes from it, sessions on it (or on its pruned parts)
+        graph = onnx.load(str(model_path))
+    except Exception as exc:  # protobuf raises its own types for bytes that are not a model
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(f"{model_path}: not a loadable ONNX model ({reason[:200]})") from None
+    metadata = {entry.key: entry.value for entry in graph.metadata_props}
     try:
         contract = parse_contract(metadata.get(METADATA_KEY))
     except ModelError as exc:
         raise ModelError(f"{model_path}: {exc}") from None
-    _check_io(model_path, session, contract)
+    _check_io(model_path, *_graph_io(graph.graph), contract)
     parts = None
     if contract.streaming is not None:
-        session, parts = _split_sessions(model_path, contract, provider, threads)
+        session, parts = _split_sessions(model_path, graph, contract, provider, threads)
+    else:
+        session = _create_session(model_path, provider, threads, graph.SerializeToString())
     model = GenreModel(model_path, session, contract, threads, parts)
     if warmup:
         model.predict(np.zeros((1, contract.window_frames, contract.mel_config.n_mels), np.float32))

@@ -123,6 +123,14 @@ def _contract_json() -> dict:
     (lambda d: d | {"streaming": d["streaming"] | {"parts": []}}, "lists no feature parts"),
     (lambda d: d | {"streaming": d["streaming"] | {"mid": d["streaming"]["mid"] | {"layers": 5}}},
      "'streaming.mid' is invalid"),
+    (lambda d: d | {"streaming": {k: v for k, v in d["streaming"].items() if k != "fresh_input"}},
+     "lacks 'fresh_input'"),
+    (lambda d: d | {"streaming": d["streaming"] | {"parts": [
+        {k: v for k, v in part.items() if k != "partial_window_input"} for part in d["streaming"]["parts"]]}},
+     "lacks 'partial_window_input'"),
+    (lambda d: d | {"streaming": d["streaming"] | {"parts": [
+        part | ({"partial_output": "nope"} if "partial_output" in part else {}) for part in d["streaming"]["parts"]]}},
+     "the graph lacks"),
     (lambda d: d | {"genre_labels": ["polka"]}, "genre_labels not among"),
     (lambda d: d | {"outputs": d["outputs"] | {"tags": d["outputs"]["tags"] | {
         "labels": d["outputs"]["tags"]["labels"][:-1]}}}, "has 50 units but metadata describes 49"),
