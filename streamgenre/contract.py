@@ -140,6 +140,29 @@ class StreamingSpec:
         """Rows of ``cache_input``."""
         return sum(part.channels for part in self.parts)
 
+    @property
+    def partial_parts(self) -> tuple[FeaturePart, ...]:
+        """The parts with a partial, in order (the window takes their partials in this order)."""
+        return tuple(part for part in self.parts if part.has_partial)
+
+    @property
+    def window_inputs(self) -> list[str]:
+        """Inputs of the window computation besides the mel window."""
+        return [self.cache_input, self.mid.cache_input, self.mid.known_input, self.fresh_input,
+                *(part.partial_window_input for part in self.partial_parts)]
+
+    @property
+    def feature_inputs(self) -> list[str]:
+        """Inputs of the feature computations: every part's frames and left edge, the partials' frames, ``fresh``."""
+        return [*(part.input for part in self.parts), *(part.left_input for part in self.parts),
+                *(part.partial_input for part in self.partial_parts), self.fresh_input]
+
+    @property
+    def feature_outputs(self) -> list[str]:
+        """Outputs of the feature computations, in the order of :attr:`feature_inputs`."""
+        return [*(part.output for part in self.parts), *(part.left_output for part in self.parts),
+                *(part.partial_output for part in self.partial_parts)]
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe form."""
         return {"cache_input": self.cache_input, "parts": [part.to_dict() for part in self.parts],

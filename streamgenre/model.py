@@ -165,10 +165,7 @@ class GenreModel:
             raise ValueError("a streaming model needs its feature and mid-end prefix sessions")
         self._ring = 2 * contract.window_frames  # stream frames a StreamCache holds
         self._offsets = [] if spec is None else list(np.cumsum([0, *(p.channels for p in spec.parts)]))
-        self._split = [] if spec is None else [p for p in spec.parts if p.has_partial]
-        self._feature_names = [] if spec is None else [
-            *(p.output for p in spec.parts), *(p.left_output for p in spec.parts),
-            *(p.partial_output for p in self._split)]
+        self._split = () if spec is None else spec.partial_parts
         # the most fresh frames a window may leave to its own call (its edges must not meet)
         widest = 0 if spec is None else max(p.before + p.after for p in spec.parts)
         self._max_fresh = contract.window_frames - widest - 1
@@ -271,7 +268,7 @@ class GenreModel:
             feeds[part.partial_input] = self._empty(width) if known is None else np.ascontiguousarray(
                 known[:, known.shape[1] - width:])
         feeds[spec.fresh_input] = np.array(fresh, np.int64)
-        out = self._features_session.run(self._feature_names, feeds)
+        out = self._features_session.run(spec.feature_outputs, feeds)
         count = len(spec.parts)
         features = [o if f is not None else None for o, f in zip(out[:count], frames, strict=True)]
         left = None
@@ -571,28 +568,25 @@ def _graph_io(graph: Any) -> tuple[dict[str, list[Any]], dict[str, list[Any]]]:
 def _check_io(path: Path, inputs: dict[str, list[Any]], graph_outputs: dict[str, list[Any]],
               contract: ModelContract) -> None:
     expected_inputs = [contract.input_name]
-    if contract.streaming is not None:
-        parts, mid = contract.streaming.parts, contract.streaming.mid
-        expected_inputs += [contract.streaming.cache_input, mid.cache_input, mid.known_input, mid.prefix_input,
-                            contract.streaming.fresh_input, *(p.input for p in parts), *(p.left_input for p in parts)]
-        expected_inputs += [name for p in parts if p.has_partial for name in (p.partial_input, p.partial_window_input)]
+    spec = contract.streaming
+    if spec is not None:  # the window's, the features' (both take `fresh`) and the mid-end prefix's
+        expected_inputs = list(dict.fromkeys([*expected_inputs, *spec.window_inputs, *spec.feature_inputs,
+                                              spec.mid.prefix_input]))
     if sorted(inputs) != sorted(expected_inputs):
         raise ModelError(f"{path}: expected inputs {expected_inputs}, found {sorted(inputs)}")
     shape = inputs[contract.input_name]
     expected = [contract.window_frames, contract.mel_config.n_mels]
     if len(shape) != 3 or list(shape[1:]) != expected:
         raise ModelError(f"{path}: input shape {shape} does not match metadata (batch, {expected[0]}, {expected[1]})")
-    for name, spec in contract.outputs.items():
+    for name, output in contract.outputs.items():
         if name not in graph_outputs:
             raise ModelError(f"{path}: metadata describes output {name!r} that the graph lacks")
         width = graph_outputs[name][-1] if graph_outputs[name] else None
-        size = len(spec.labels) or spec.size
+        size = len(output.labels) or output.size
         if isinstance(width, int) and size is not None and width != size:
             raise ModelError(f"{path}: output {name!r} has {width} units but metadata describes {size}")
-    if contract.streaming is not None:
-        names = [contract.streaming.mid.prefix_output, contract.streaming.fresh_output]
-        names += [name for part in contract.streaming.parts for name in (part.output, part.left_output)]
-        names += [part.partial_output for part in contract.streaming.parts if part.has_partial]
+    if spec is not None:
+        names = [spec.mid.prefix_output, spec.fresh_output, *spec.feature_outputs]
         lacking = [name for name in names if name not in graph_outputs]
         if lacking:
             raise ModelError(f"{path}: metadata names feature outputs {lacking} the graph lacks")
@@ -608,18 +602,13 @@ def _split_sessions(path: Path, graph: Any, contract: ModelContract, provider: s
     from onnx.utils import Extractor
 
     spec = contract.streaming
-    split = [p for p in spec.parts if p.has_partial]
     try:
         extractor = Extractor(graph)
-        inputs = [contract.input_name, spec.cache_input, spec.mid.cache_input, spec.mid.known_input, spec.fresh_input,
-                  *(p.partial_window_input for p in split)]
-        graphs = [extractor.extract_model(inputs, [*contract.outputs, spec.fresh_output])]
-        feature_inputs = [*(p.input for p in spec.parts), *(p.left_input for p in spec.parts),
-                          *(p.partial_input for p in split), spec.fresh_input]
-        feature_outputs = [*(p.output for p in spec.parts), *(p.left_output for p in spec.parts),
-                           *(p.partial_output for p in split)]
-        graphs.append(extractor.extract_model(feature_inputs, feature_outputs))
-        graphs.append(extractor.extract_model([spec.mid.prefix_input], [spec.mid.prefix_output]))
+        graphs = [
+            extractor.extract_model([contract.input_name, *spec.window_inputs], [*contract.outputs, spec.fresh_output]),
+            extractor.extract_model(spec.feature_inputs, spec.feature_outputs),
+            extractor.extract_model([spec.mid.prefix_input], [spec.mid.prefix_output]),
+        ]
     except Exception as exc:  # onnx raises several types for graphs it cannot prune
         raise ModelError(f"{path}: cannot split the streaming graph ({str(exc).strip()[:200]})") from None
     window, features, prefix = (_create_session(path, provider, threads, g.SerializeToString()) for g in graphs)

@@ -45,9 +45,8 @@ STREAMING = StreamingSpec(
     fresh_input="fresh",
     fresh_output="fresh_features",
 )
-OUTPUT_NAMES = ["tags", "embedding", "max_pool", "mean_pool", STREAMING.fresh_output,
-                *(part.output for part in STREAMING.parts), *(part.left_output for part in STREAMING.parts),
-                *(part.partial_output for part in STREAMING.parts if part.has_partial), STREAMING.mid.prefix_output]
+OUTPUT_NAMES = ["tags", "embedding", "max_pool", "mean_pool", STREAMING.fresh_output, *STREAMING.feature_outputs,
+                STREAMING.mid.prefix_output]
 
 MSD_TAGS = ['rock', 'pop', 'alternative', 'indie', 'electronic', 'female vocalists', 'dance', '00s',
             'alternative rock', 'jazz', 'beautiful', 'metal', 'chillout', 'male vocalists', 'classic rock', 'soul',

@@ -54,7 +54,7 @@ def export_with_contract(module: torch.nn.Module, contract: ModelContract, outpu
                           output_names=output_names, dynamic_axes=dynamic, opset_version=OPSET, dynamo=False)
     graph = onnx.load(str(path))
     if spec is not None:
-        _keep_empty_batches(graph, [p.partial_output for p in spec.parts if p.has_partial])
+        _keep_empty_batches(graph, [p.partial_output for p in spec.partial_parts])
     return save_with_contract(graph, contract, path)
 
 
@@ -76,9 +76,8 @@ def _streaming_example(module: torch.nn.Module, contract: ModelContract, output_
     """Example inputs (the mel window first) and the names of the inputs after ``mel`` of a streaming model."""
     spec = contract.streaming
     mid = spec.mid
-    partials = [part for part in spec.parts if part.has_partial]
-    required = [spec.fresh_output, mid.prefix_output, *(p.output for p in spec.parts),
-                *(p.left_output for p in spec.parts), *(p.partial_output for p in partials)]
+    partials = spec.partial_parts
+    required = [spec.fresh_output, mid.prefix_output, *spec.feature_outputs]
     missing = [name for name in required if name not in output_names]
     if missing:
         raise ValueError(f"streaming model must output its feature parts, partials and mid-end prefix: {missing}")
