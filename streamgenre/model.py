@@ -370,7 +370,7 @@ class GenreModel:
         features, left, partials = self._features(inputs, lefts, known, max(fresh, 1))
         self._store(cache, todo, features)
         if left is not None:
-            cache.left, cache.left_start = left[:, :, :], start
+            cache.left, cache.left_start = left, start
         if partials is not None:
             cache.partials, cache.partial_end, cache.partial_fresh = partials, start + self.window_frames, fresh
             self._prepare_mid(cache, start + self.window_frames, fresh)
@@ -397,15 +397,16 @@ class GenreModel:
         cache.mid_known, cache.mid_start = known, start
 
     def _interior(self, cache: StreamCache, frames: np.ndarray, end_frame: int
-                  ) -> tuple[list[tuple[int, int, int]], list[np.ndarray | None]]:
+                  ) -> tuple[list[int], list[np.ndarray | None]]:
         """What :meth:`_features` must compute so that ``cache`` holds each part's features of the frames
-        whose context lies in ``frames``: ``(part, first frame, end frame)`` to store, and the inputs."""
+        whose context lies in ``frames``: the parts to store (each from the frame after those held), and
+        the inputs."""
         spec = self.contract.streaming
         if cache.features is None:
             cache.features = np.zeros((spec.channels, self._ring), np.float32)
             cache.valid = [(0, 0)] * len(spec.parts)
         first = end_frame - len(frames)
-        todo: list[tuple[int, int, int]] = []
+        todo: list[int] = []
         inputs: list[np.ndarray | None] = []
         for i, part in enumerate(spec.parts):
             lo, hi = cache.valid[i]
@@ -415,29 +416,31 @@ class GenreModel:
             if stop <= hi:
                 inputs.append(None)
                 continue
-            todo.append((i, hi, stop))
+            todo.append(i)
             inputs.append(frames[None, hi - part.before - first: stop + part.after - first])
         return todo, inputs
 
-    def _store(self, cache: StreamCache, todo: list[tuple[int, int, int]], results: list[np.ndarray | None]) -> None:
+    def _put(self, cache: StreamCache, part: int, values: np.ndarray) -> None:
+        """Append part ``part``'s features of the stream frames after those held (``(channels_part, n)``)."""
+        hi = cache.valid[part][1]
+        stop = hi + values.shape[1]
+        columns = np.arange(hi, stop) % self._ring
+        cache.features[self._offsets[part]:self._offsets[part + 1], columns] = values
+        cache.valid[part] = (max(cache.valid[part][0], stop - self._ring), stop)
+
+    def _store(self, cache: StreamCache, todo: list[int], results: list[np.ndarray | None]) -> None:
         """Keep the features :meth:`_interior` asked for (``results[part]``: ``(1, channels, n)``)."""
-        for i, hi, stop in todo:
-            columns = np.arange(hi, stop) % self._ring
-            cache.features[self._offsets[i]:self._offsets[i + 1], columns] = results[i][0]
-            cache.valid[i] = (max(cache.valid[i][0], stop - self._ring), stop)
+        for i in todo:
+            self._put(cache, i, results[i][0])
 
     def _keep_fresh(self, cache: StreamCache, end_frame: int, completed: np.ndarray) -> None:
         """Keep the features a window call completed (``(channels, fresh)``) that extend the stream's."""
         fresh = completed.shape[1]
         for i, part in enumerate(self.contract.streaming.parts):
-            lo, hi = cache.valid[i]
+            hi = cache.valid[i][1]
             first, stop = end_frame - fresh - part.after, end_frame - part.after
-            if hi < first or stop <= hi:
-                continue  # not adjacent to what is held (a restart), or nothing new
-            columns = np.arange(hi, stop) % self._ring
-            rows = slice(self._offsets[i], self._offsets[i + 1])
-            cache.features[rows, columns] = completed[rows, hi - first:]
-            cache.valid[i] = (max(lo, stop - self._ring), stop)
+            if first <= hi < stop:  # adjacent to what is held (not after a restart), and something new
+                self._put(cache, i, completed[self._offsets[i]:self._offsets[i + 1], hi - first:])
 
     def _gather(self, cache: StreamCache, end_frame: int, out: np.ndarray, fresh: int, upto: int | None = None) -> None:
         """Copy the cached features of the window ending at ``end_frame`` into ``out`` (channels, frames): all
@@ -454,10 +457,11 @@ class GenreModel:
 
     def _prepared(self, cache: StreamCache, end: int) -> bool:
         """Whether ``cache`` holds everything for the window ending at ``end`` but its newest frames."""
-        if cache.partial_end != end or cache.left_start != end - self.window_frames:
+        start = end - self.window_frames
+        if cache.partial_end != end or cache.left_start != start:
             return False
-        need = [end - cache.partial_fresh - part.after for part in self.contract.streaming.parts]
-        return all(hi >= stop for (_, hi), stop in zip(cache.valid, need, strict=True))
+        return all(lo <= start + part.before and hi >= end - cache.partial_fresh - part.after
+                   for (lo, hi), part in zip(cache.valid, self.contract.streaming.parts, strict=True))
 
     def _prepare_window(self, cache: StreamCache, window: np.ndarray, end: int) -> None:
         """Everything for the window ending at ``end`` but its last frame, from the window itself, in one call."""
@@ -508,9 +512,9 @@ class GenreModel:
         alone = np.flatnonzero(~flags)
         if len(alone):
             cache_in[alone], terms = self._window_features(windows[alone])
-            for row, i in enumerate(alone):  # partials are batched along their last axis
-                partials[i] = [t[:, row * (t.shape[1] // len(alone)):(row + 1) * (t.shape[1] // len(alone))]
-                               for t in terms]
+            each = [np.split(t, len(alone), axis=1) for t in terms]  # partials are batched along their last axis
+            for row, i in enumerate(alone):
+                partials[i] = [pieces[row] for pieces in each]
         for i in np.flatnonzero(flags):
             end, cache = int(end_frames[i]), caches[i]
             if end < self.window_frames:
