@@ -68,6 +68,12 @@ def _session_options(threads: int) -> Any:
     return options
 
 
+def _first_line(exc: Exception) -> str:
+    """An exception's message cut to one line of at most 200 characters (its type when it has none)."""
+    text = str(exc).strip()
+    return text.splitlines()[0][:200] if text else type(exc).__name__
+
+
 def _create_session(path: Path, provider: str, threads: int, model_bytes: bytes | None = None) -> Any:
     import onnxruntime as ort
 
@@ -89,8 +95,7 @@ def _create_session(path: Path, provider: str, threads: int, model_bytes: bytes 
         session = ort.InferenceSession(str(path) if model_bytes is None else model_bytes,
                                        sess_options=_session_options(threads), providers=providers)
     except Exception as exc:  # onnxruntime raises its own exception types for bad files
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelError(f"{path}: not a loadable ONNX model ({reason[:200]})") from None
+        raise ModelError(f"{path}: not a loadable ONNX model ({_first_line(exc)})") from None
     if want_cuda and session.get_providers()[0] != "CUDAExecutionProvider":
         if provider == "cuda":
             raise ConfigError("--provider cuda: CUDA libraries (CUDA 12 runtime, cuDNN 9) could not be loaded")
@@ -614,7 +619,7 @@ def _split_sessions(path: Path, graph: Any, contract: ModelContract, provider: s
             extractor.extract_model([spec.mid.prefix_input], [spec.mid.prefix_output]),
         ]
     except Exception as exc:  # onnx raises several types for graphs it cannot prune
-        raise ModelError(f"{path}: cannot split the streaming graph ({str(exc).strip()[:200]})") from None
+        raise ModelError(f"{path}: cannot split the streaming graph ({_first_line(exc)})") from None
     window, features, prefix = (_create_session(path, provider, threads, g.SerializeToString()) for g in graphs)
     return window, {"features": features, "prefix": prefix}
 
@@ -660,8 +665,7 @@ def load_model(path: str | Path | None = None, provider: str = "auto", threads: 
     try:  # the graph is read once: metadata and shapes from it, sessions on it (or on its pruned parts)
         graph = onnx.load(str(model_path))
     except Exception as exc:  # protobuf raises its own types for bytes that are not a model
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelError(f"{model_path}: not a loadable ONNX model ({reason[:200]})") from None
+        raise ModelError(f"{model_path}: not a loadable ONNX model ({_first_line(exc)})") from None
     metadata = {entry.key: entry.value for entry in graph.metadata_props}
     try:
         contract = parse_contract(metadata.get(METADATA_KEY))
