@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -105,6 +106,17 @@ def reset_peak_rss() -> bool:
 def loadavg() -> float | None:
     """1-minute load average (these machines are shared: note it beside timings)."""
     return os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+
+
+def stop_worker(proc: subprocess.Popen[Any], timeout: float) -> None:
+    """End a helper process fed on stdin: close its input, wait ``timeout`` seconds, then kill it."""
+    if proc.stdin is not None:
+        proc.stdin.close()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
 
 
 def time_call(fn: Callable[[], object], repeats: int, warmup: int = 3) -> np.ndarray:

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.common import RESULTS_DIR, Row, report, time_call
+from bench.common import RESULTS_DIR, Row, report, stop_worker, time_call
 from streamgenre.model import cuda_device_count, load_model
 
 BATCHES = (1, 8, 32)
@@ -74,13 +74,7 @@ class TensorFlowWorker:
 
     def close(self) -> None:
         """Stop the worker (bounded wait)."""
-        if self._proc.stdin:
-            self._proc.stdin.close()
-        try:
-            self._proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self._proc.kill()
-            self._proc.wait(timeout=10)
+        stop_worker(self._proc, 30)
 
 
 def interleaved_batch1(model: Any, worker: TensorFlowWorker, rounds: int, calls: int) -> dict[str, Any]:

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.common import REPO_ROOT, RESULTS_DIR, Row, gtzan_clips, loadavg, report
+from bench.common import REPO_ROOT, RESULTS_DIR, Row, gtzan_clips, loadavg, report, stop_worker
 
 TARGET_FEEDS = 20
 AIM_FEEDS = 100
@@ -144,13 +144,7 @@ class StreamServer:
         return f"http://127.0.0.1:{self.port}/feed/{n}"
 
     def close(self) -> None:
-        if self.proc.stdin is not None:
-            self.proc.stdin.close()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
+        stop_worker(self.proc, 10)
 
     def __enter__(self) -> StreamServer:
         return self

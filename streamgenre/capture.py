@@ -27,9 +27,9 @@ __all__ = ["Capture", "DeviceInfo", "list_devices", "resolve_device"]
 MAX_CHANNELS = 2
 """Channels captured at most (virtual devices such as ALSA ``default`` report 32 inputs)."""
 TIME_SLOTS = 4096
+"""Callbacks whose arrival times are kept (~7 min at 100 ms blocks)."""
 POLL_S = 0.0005  # the worker's poll period while a block is due (see Capture.read_block)
 WAKE_LEAD_S = 0.004  # the worker sleeps until this long before the next block is due, then polls
-"""Callbacks whose arrival times are kept (~7 min at 100 ms blocks)."""
 STALL_TIMEOUT_S = 5.0
 """A running device that delivers nothing for this long is treated as lost."""
 
