@@ -40,8 +40,8 @@ def check_options(args: argparse.Namespace) -> None:
 
 
 LIVE_THREADS = 1
-"""Default inference threads of live/file/monitor streams: a window only adds its edges to features
-computed between windows, and a second thread mostly adds CPU time (compared in bench/e2e)."""
+"""Default inference threads of live/file/monitor streams: a window's call only adds its newest block to
+the work prepared in the block before, and a second thread mostly adds CPU time (compared in bench/e2e)."""
 
 
 def _load_model(args: argparse.Namespace) -> Any:

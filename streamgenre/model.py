@@ -3,8 +3,9 @@
 One :class:`GenreModel` (its onnxruntime sessions) is shared by every stream; it holds no
 per-stream state, so any number of streams may call :meth:`GenreModel.predict`. A streaming
 model's per-frame feature computations and its window computation run as separate sessions
-(each pruned from the one graph), so a stream computes each frame's features once, when they
-are due, and a window only adds its edges (see :class:`StreamCache`).
+(each pruned from the one graph), so a stream computes each frame's features once, prepares a
+window's first frames, the partial sums of its last frames and its mid end's first frames before
+it is due, and the window's own call only adds its newest frames (see :class:`StreamCache`).
 """
 
 from __future__ import annotations
