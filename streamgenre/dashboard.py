@@ -14,6 +14,7 @@ as escapes (``\\x1b``), so a device called ``"[red]x\\x1b[2J"`` is printed liter
 from __future__ import annotations
 
 import colorsys
+import dataclasses
 import math
 import re
 import threading
@@ -22,16 +23,14 @@ import zlib
 from collections.abc import Callable, Sequence
 
 from rich.cells import cell_len
-from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
+from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
 from rich.live import Live
-from rich.panel import Panel
 from rich.segment import Segment
-from rich.table import Table
 from rich.text import Text
 
 from streamgenre.state import Snapshot, StageTiming
 
-__all__ = ["GTZAN_COLORS", "genre_color", "render", "run_dashboard"]
+__all__ = ["GTZAN_COLORS", "REFRESH_PER_SECOND", "genre_color", "render", "run_dashboard"]
 
 # fmt: off
 GTZAN_COLORS: dict[str, str] = {
@@ -40,6 +39,11 @@ GTZAN_COLORS: dict[str, str] = {
     "reggae": "#39c248", "rock": "#e23b3b",
 }
 """Fixed colours of the 10 GTZAN genres (keys: lower case, letters and digits only)."""
+
+REFRESH_PER_SECOND = 4.0
+"""Default redraw rate: estimates come twice a second and the level meter with every 100 ms block;
+four redraws a second show both for about 1 % of a core (each redraw of a new estimate lays the
+screen out again; the others only redraw the level meter)."""
 
 STAGES = ("resample", "mel", "prepare", "model", "smoother", "end_to_end")
 _STAGE_NAMES = {"end_to_end": "end-to-end"}
@@ -50,6 +54,7 @@ _TIMELINE_S = 60.0
 _LEVEL_FLOOR_DB = -60.0
 _PARTIAL = " ▏▎▍▌▋▊▉"
 _DIM = "grey50"
+_ASCII_BOX = str.maketrans("╭╮╰╯─│", "++++-|")
 
 # 3×5 (M, N, W wider) block font; two pixel rows per text row via half blocks -> 3 text rows.
 _FONT_ROWS: dict[str, str] = {
@@ -210,8 +215,8 @@ def _headline(snap: Snapshot) -> tuple[str, str, list[Text]]:
     return snap.genre, style, items
 
 
-def _genre_section(snap: Snapshot, width: int, max_rows: int = 6) -> tuple[Panel, int]:
-    """The large genre panel (at most ``max_rows`` high) and its height, ``width`` cells wide."""
+def _genre_section(frame: _Frame, snap: Snapshot, width: int, max_rows: int = 6) -> list[Line]:
+    """The large genre panel (at most ``max_rows`` lines high), ``width`` cells wide."""
     word, style, items = _headline(snap)
     inner = width - 4
     block = _block_text(_clean(word)) if max_rows >= 5 else None
@@ -236,15 +241,7 @@ def _genre_section(snap: Snapshot, width: int, max_rows: int = 6) -> tuple[Panel
         + ([Text("provisional", style="yellow")] if snap.provisional and snap.genre else [])
     )
     title.truncate(max(1, width - 6), overflow="ellipsis")
-    panel = Panel(
-        Group(*(_fit(line, inner) for line in lines)),
-        title=title,
-        title_align="left",
-        border_style=genre_color(snap.genre) if snap.genre else _DIM,
-        width=width,
-        padding=(0, 1),
-    )
-    return panel, len(lines) + 2
+    return _box(frame, lines, title, width, len(lines) + 2, genre_color(snap.genre) if snap.genre else _DIM)
 
 
 def _bar(value: float, raw: float, width: int, color: str) -> Text:
@@ -448,48 +445,101 @@ def _footer(snap: Snapshot, width: int) -> Text:
     return _fit(_join([head, tail]) if tail else head, width)
 
 
-def _panel(lines: list[Text], title: str, width: int, height: int) -> Panel:
-    return Panel(
-        Group(*lines),
-        title=title,
-        title_align="left",
-        border_style="grey42",
-        width=width,
-        height=height,
-        padding=(0, 1),
-    )
+Line = list[Segment]
+_LEVEL_FIELDS = ("level_dbfs", "peak_dbfs", "clipping")  # what a block changes between estimates
+
+
+class _Frame:
+    """The segment lines of one layout, and where its level-meter lines sit.
+
+    Between estimates only the level meter changes (every audio block), so a live display
+    re-renders just those lines (:meth:`relevel`) into the previous layout instead of laying
+    everything out again.
+    """
+
+    __slots__ = ("console", "level_format", "level_slots", "lines")
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.lines: list[Line] = []
+        self.level_slots: list[tuple[int, int, int]] = []  # (line, first segment, segments) of each level line
+        self.level_format: tuple[int, bool, bool] = (0, False, False)  # (width, compact, padded)
+
+    def render(self, text: Text) -> Line:
+        return list(Segment.simplify(text.render(self.console)))
+
+    def add(self, lines: Sequence[Text]) -> None:
+        self.lines += [self.render(line) for line in lines]
+
+    def level_lines(self, snap: Snapshot) -> list[Line]:
+        width, compact, padded = self.level_format
+        return [self.render(_fit(line, width, pad=padded)) for line in _level_lines(snap, width, compact)]
+
+    def relevel(self, snap: Snapshot) -> list[Line]:
+        """The lines with the level meter of ``snap`` in place of the one laid out."""
+        lines = list(self.lines)
+        for (row, first, count), new in zip(self.level_slots, self.level_lines(snap), strict=True):
+            lines[row] = [*lines[row][:first], *new, *lines[row][first + count:]]
+        return lines
+
+
+def _box(frame: _Frame, lines: Sequence[Text | Line], title: str | Text, width: int, height: int,
+         border: str = "grey42") -> list[Line]:
+    """``height`` segment lines of ``width`` cells: a rounded border with ``title`` in its top edge
+    around ``lines`` (one cell of padding each side; cut or padded to fit). Drawn directly: a rich
+    ``Panel`` in a ``Table`` grid costs several times as much per redraw."""
+    inner = max(0, width - 4)
+    style = frame.console.get_style(border)
+    top = Text("╭─", style=border, no_wrap=True)
+    name = _fit(title if isinstance(title, Text) else Text(title), max(0, width - 6))
+    if name.plain:
+        top.append(" ")
+        top.append_text(name)
+        top.append(" ")
+    top.append("─" * max(0, width - 1 - cell_len(top.plain)) + "╮", style=border)
+    left, right, blank = Segment("│ ", style), Segment(" │", style), Segment(" " * inner)
+    body = []
+    for i in range(max(0, height - 2)):
+        line = lines[i] if i < len(lines) else [blank]
+        body.append([left, *(frame.render(_fit(line, inner, pad=True)) if isinstance(line, Text) else line), right])
+    return [frame.render(_fit(top, width)), *body, [Segment("╰" + "─" * max(0, width - 2) + "╯", style)]]
 
 
 # ------------------------------------------------------------------------------------------------ layouts
-def _wide(snap: Snapshot, width: int, height: int) -> list[RenderableType] | None:
-    genre, genre_h = _genre_section(snap, width)
+def _wide(frame: _Frame, snap: Snapshot, width: int, height: int) -> bool:
+    """Two columns (False when ``height`` is too short for them)."""
+    genre = _genre_section(frame, snap, width)
+    genre_h = len(genre)
     left_w = width - _RIGHT_W
-    health = _level_lines(snap, _RIGHT_W - 4, compact=False) + _latency_table(snap, _RIGHT_W - 4)
-    health_h = len(health) + 2
+    frame.level_format = (_RIGHT_W - 4, False, True)
+    level = frame.level_lines(snap)
+    latency = _latency_table(snap, _RIGHT_W - 4)
+    health_h = len(level) + len(latency) + 2
     middle_max = height - genre_h - 3
     if middle_max < health_h:
-        return None
+        return False
     n_tags = min(len(snap.top_tags), middle_max - health_h - 2)
     right_need = health_h + (n_tags + 2 if n_tags > 0 else 0)
     left_need = max(len(snap.labels), 1) + 2
     middle_h = min(middle_max, max(left_need, right_need))
     bars = _bars_section(snap, left_w - 4, middle_h - 2)
     title = "genres  bar = smoothed · │ = raw" if left_w >= 44 else "genres"
-    right: list[RenderableType] = []
     tag_h = middle_h - health_h if n_tags > 0 else 0
-    if tag_h:
-        right.append(_panel(_tags_lines(snap, _RIGHT_W - 4, tag_h - 2), "top tags", _RIGHT_W, tag_h))
-    right.append(_panel(health, "level · latency", _RIGHT_W, middle_h - tag_h))
-    grid = Table.grid(padding=0)
-    grid.add_column(width=left_w, no_wrap=True)
-    grid.add_column(width=_RIGHT_W, no_wrap=True)
-    grid.add_row(_panel(bars, title, left_w, middle_h), Group(*right))
-    return [genre, grid, _timeline(snap, width), _counters_line(snap, width, with_latency=False), _footer(snap, width)]
+    right = _box(frame, _tags_lines(snap, _RIGHT_W - 4, tag_h - 2), "top tags", _RIGHT_W, tag_h) if tag_h else []
+    right += _box(frame, [*level, *latency], "level · latency", _RIGHT_W, middle_h - tag_h)
+    frame.lines += genre
+    left = _box(frame, bars, title, left_w, middle_h)
+    top = len(frame.lines)
+    frame.lines += [[*a, *b] for a, b in zip(left, right, strict=True)]
+    frame.level_slots = [(top + tag_h + 1 + i, len(left[tag_h + 1 + i]) + 1, len(line)) for i, line in enumerate(level)]
+    frame.add([_timeline(snap, width), _counters_line(snap, width, with_latency=False), _footer(snap, width)])
+    return True
 
 
-def _narrow(snap: Snapshot, width: int, height: int) -> list[RenderableType]:
+def _narrow(frame: _Frame, snap: Snapshot, width: int, height: int) -> None:
     """One column; optional sections are added in priority order while rows remain."""
-    genre, genre_h = _genre_section(snap, width, 6 if height >= 14 else 4 if height >= 6 else 3)
+    genre = _genre_section(frame, snap, width, 6 if height >= 14 else 4 if height >= 6 else 3)
+    genre_h = len(genre)
     inner = width - 4
     n_labels = max(len(snap.labels), 1)
     left = height - genre_h
@@ -515,52 +565,73 @@ def _narrow(snap: Snapshot, width: int, height: int) -> list[RenderableType]:
         lines = make()
         if lines and len(lines) <= left:
             chosen[name], left = lines, left - len(lines)
-    out: list[RenderableType] = [genre]
+    frame.lines += genre
     if show_bars:
         if n_labels > bar_rows and left > 0:  # room for the "+k more" line
             bar_rows += 1
         bars = _bars_section(snap, inner, bar_rows)
-        out.append(_panel(bars, "genres", width, len(bars) + 2))
+        frame.lines += _box(frame, bars, "genres", width, len(bars) + 2)
     for name in ("tags", "level", "latency", "counters", "timeline", "footer"):
-        out.extend(chosen.get(name, []))
-    return out
+        if name == "level" and name in chosen:
+            frame.level_format = (width, True, False)
+            level = frame.level_lines(snap)
+            frame.level_slots = [(len(frame.lines) + i, 0, len(line)) for i, line in enumerate(level)]
+            frame.lines += level
+        else:
+            frame.add(chosen.get(name, []))
+
+
+def _only_level_differs(old: Snapshot, new: Snapshot) -> bool:
+    """Whether ``new`` is ``old`` with another level meter reading that nothing but the meter shows."""
+    if new.genre is None or new.state in ("silence", "warming"):  # the headline shows the level then
+        return False
+    levels = {name: getattr(new, name) for name in _LEVEL_FIELDS}
+    return dataclasses.replace(old, **levels) == new
 
 
 class _DashboardView:
     """Renderable that lays a snapshot out for the width and height it is rendered at.
 
     The rendered lines are cached per size: a live display redraws the same snapshot several
-    times between estimates, and those redraws then cost only the terminal output.
+    times between estimates, and those redraws then cost only the terminal output. Given the view
+    of the previous snapshot, a snapshot that only moves the level meter reuses its layout.
     """
 
-    __slots__ = ("_cache", "height", "snapshot", "width")
+    __slots__ = ("_cache", "_previous", "height", "snapshot", "width")
 
-    def __init__(self, snapshot: Snapshot, width: int | None, height: int | None) -> None:
+    def __init__(self, snapshot: Snapshot, width: int | None, height: int | None,
+                 previous: _DashboardView | None = None) -> None:
         self.snapshot, self.width, self.height = snapshot, width, height
-        self._cache: tuple[tuple[int, int, bool, bool], list[list[Segment]]] | None = None
+        self._cache: tuple[tuple[int, int, bool, bool], _Frame, list[Line]] | None = None
+        self._previous = previous
 
-    def _parts(self, width: int, height: int) -> list[RenderableType]:
+    def _layout(self, console: Console, width: int, height: int) -> _Frame:
+        frame = _Frame(console)
         if width < 8 or height < 3 or (width < 12 and height < 5):
             word, style, _ = _headline(self.snapshot)
-            return [_fit(Text(_clean(word), style=style), width)]
-        parts = None
-        if width >= _WIDE_MIN_W and height >= _WIDE_MIN_H:
-            parts = _wide(self.snapshot, width, height)
-        return parts if parts is not None else _narrow(self.snapshot, width, height)
+            frame.add([_fit(Text(_clean(word), style=style), width)])
+        elif not (width >= _WIDE_MIN_W and height >= _WIDE_MIN_H and _wide(frame, self.snapshot, width, height)):
+            _narrow(frame, self.snapshot, width, height)
+        return frame
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         width = min(self.width or options.max_width, options.max_width)
         height = self.height or options.height or options.size.height
         key = (width, height, options.ascii_only, options.legacy_windows)
         if self._cache is None or self._cache[0] != key:
-            group = Group(*self._parts(width, height))
-            lines = [
-                list(Segment.simplify(line))  # fewer segments: cheaper redraws
-                for line in console.render_lines(group, options.update(width=width, height=None), pad=False)
-            ]
-            self._cache = (key, lines)
+            before, self._previous = self._previous, None  # (no chain of views is kept alive)
+            cached = before._cache if before is not None else None
+            if cached is not None and cached[0] == key and cached[1].console is console \
+                    and _only_level_differs(before.snapshot, self.snapshot):
+                frame, lines = cached[1], cached[1].relevel(self.snapshot)
+            else:
+                frame = self._layout(console, width, height)
+                lines = frame.lines
+            if options.ascii_only:  # a terminal without box-drawing characters
+                lines = [[Segment(seg.text.translate(_ASCII_BOX), seg.style) for seg in line] for line in lines]
+            self._cache = (key, frame, lines)
         new_line = Segment.line()
-        for line in self._cache[1]:
+        for line in self._cache[2]:
             yield from line
             yield new_line
 
@@ -592,7 +663,7 @@ def render(snapshot: Snapshot, width: int | None = None, height: int | None = No
 def run_dashboard(
     get_snapshot: Callable[[], Snapshot],
     stop: threading.Event,
-    refresh_per_second: float = 8.0,
+    refresh_per_second: float = REFRESH_PER_SECOND,
     console: Console | None = None,
     *,
     screen: bool = False,
@@ -611,7 +682,7 @@ def run_dashboard(
     stop
         Set it (from any thread) to end the dashboard; checked at every refresh.
     refresh_per_second
-        Redraw rate, 0.5 to 60 (default 8).
+        Redraw rate, 0.5 to 60 (default :data:`REFRESH_PER_SECOND`).
     console
         Where to draw (default: a new terminal console).
     screen
@@ -637,8 +708,8 @@ def run_dashboard(
         nonlocal shown, view
         if pulling:
             snapshot = get_snapshot()
-            if snapshot is not shown:  # a new estimate: lay it out; else redraw the cached lines
-                shown, view = snapshot, render(snapshot)
+            if snapshot is not shown:  # a new snapshot: lay it out (the level meter alone when only it moved)
+                shown, view = snapshot, _DashboardView(snapshot, None, None, previous=view)
         return view
 
     live = Live(get_renderable=current, console=console, screen=screen, auto_refresh=False, vertical_overflow="crop")

@@ -146,7 +146,7 @@ def run_engine(
 
             from streamgenre.dashboard import run_dashboard
 
-            run_dashboard(engine.snapshot, engine.done, refresh_per_second=8.0, console=Console())
+            run_dashboard(engine.snapshot, engine.done, console=Console())
         else:
             assert records is not None
             _print_loop(engine, records, as_json, deadline, out)

@@ -249,6 +249,43 @@ def run_in_thread(target, timeout_s: float = 20.0) -> None:
         raise errors[0]
 
 
+@pytest.mark.parametrize(("width", "height"), [(80, 24), (50, 20), (30, 12)])
+def test_level_only_changes_redraw_the_meter_into_the_previous_layout(width, height):
+    """A block between estimates moves only the level meter: the view reuses the previous layout, and
+    shows exactly what laying the snapshot out anew shows (wide and one-column layouts)."""
+    console = Console(record=True, width=width, height=height, force_terminal=True, color_system="truecolor",
+                      file=io.StringIO())
+    first = make_snapshot()
+    view = dashboard._DashboardView(first, None, None)
+    console.print(view)
+    console.export_text()
+    for level, peak, clipping in ((-30.5, -12.0, False), (-2.0, 0.0, True), (-75.0, float("-inf"), False)):
+        snap = dataclasses.replace(first, level_dbfs=level, peak_dbfs=peak, clipping=clipping)
+        assert dashboard._only_level_differs(first, snap)
+        view = dashboard._DashboardView(snap, None, None, previous=view)
+        console.print(view)
+        reused = console.export_text(styles=True)
+        assert view._cache[1].level_slots, "the layout should know where its level meter is"
+        console.print(dashboard._DashboardView(snap, None, None))
+        assert reused == console.export_text(styles=True)
+        if width >= 50:
+            assert f"{level:5.1f} dB" in reused
+
+
+def test_a_new_estimate_or_a_level_shown_in_the_headline_lays_out_again():
+    first = make_snapshot()
+    assert not dashboard._only_level_differs(first, dataclasses.replace(first, confidence=0.7, level_dbfs=-20.0))
+    assert not dashboard._only_level_differs(first, dataclasses.replace(first, overflows=8))
+    silent = make_snapshot(state="silence", genre=None)
+    assert not dashboard._only_level_differs(silent, dataclasses.replace(silent, level_dbfs=-70.0))
+    console = Console(record=True, width=80, height=24, force_terminal=True, file=io.StringIO())
+    view = dashboard._DashboardView(silent, None, None)
+    console.print(view)
+    console.export_text()
+    console.print(dashboard._DashboardView(dataclasses.replace(silent, level_dbfs=-70.0), None, None, previous=view))
+    assert "level -70.0 dBFS" in console.export_text()  # the headline's reading, not the previous one
+
+
 def test_run_dashboard_pulls_snapshots_until_stop():
     stop = threading.Event()
     calls = []
