@@ -169,7 +169,8 @@ def test_e2e_main_with_minimal_durations(tmp_path):
     metrics = {r["metric"] for r in doc["rows"]}
     assert {
         "e2e latency real time, p99",
-        "CPU share of one core, live (all threads)",
+        "CPU share of one core, live with the dashboard (all threads)",
+        "CPU share of one core, live --no-ui (all threads but the dashboard's)",
         "RSS growth over a long run",
     } <= metrics
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
