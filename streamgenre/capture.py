@@ -30,6 +30,7 @@ TIME_SLOTS = 4096
 """Callbacks whose arrival times are kept (~7 min at 100 ms blocks)."""
 POLL_S = 0.0005  # the worker's poll period while a block is due (see Capture.read_block)
 WAKE_LEAD_S = 0.004  # the worker sleeps until this long before the next block is due, then polls
+LAZY_WAIT_S = 0.004  # ... or, when the block may wait (no estimate hangs on it), until this long after
 STALL_TIMEOUT_S = 5.0
 """A running device that delivers nothing for this long is treated as lost."""
 
@@ -271,10 +272,13 @@ class Capture:
             return time.monotonic()
         return float(self._times[c % TIME_SLOTS])
 
-    def read_block(self, timeout: float) -> tuple[np.ndarray, float] | None:
+    def read_block(self, timeout: float, urgent: bool = True) -> tuple[np.ndarray, float] | None:
         """Next ``(blocksize, channels)`` block and its capture time, or None after ``timeout`` seconds.
 
-        Consumer side (the engine's worker). The returned array is reused by the next call.
+        Consumer side (the engine's worker). The returned array is reused by the next call. An
+        ``urgent`` block (one an estimate waits for) is polled for from shortly before it is due, so
+        it waits well under a millisecond; any other is picked up in one wake-up a little after it
+        is due (polling only if it is late), which saves the worker most of its wake-ups.
 
         Raises
         ------
@@ -286,7 +290,7 @@ class Capture:
         if due is not None and self.ring.available < self.blocksize:
             # Blocks arrive one period apart: sleep most of the gap in one go, then poll finely, so
             # a block waits well under a millisecond without hundreds of wake-ups per second.
-            lead = due - WAKE_LEAD_S - time.monotonic()
+            lead = due + (-WAKE_LEAD_S if urgent else LAZY_WAIT_S) - time.monotonic()
             if lead > 0:
                 time.sleep(min(lead, timeout))
         if not self.ring.wait_available(self.blocksize, timeout):

@@ -59,8 +59,9 @@ class BlockSource(Protocol):
     def start(self) -> None:
         """Begin delivering blocks (open the device)."""
 
-    def read_block(self, timeout: float) -> tuple[np.ndarray, float] | None:
-        """``(block, capture_time)`` or None when nothing came within ``timeout`` (or at the end)."""
+    def read_block(self, timeout: float, urgent: bool = True) -> tuple[np.ndarray, float] | None:
+        """``(block, capture_time)`` or None when nothing came within ``timeout`` (or at the end);
+        ``urgent`` False says no estimate waits for this block (a live source may then pick it up late)."""
 
     def source_info(self) -> SourceInfo:
         """Name, rate and channels of the blocks."""
@@ -100,8 +101,8 @@ class FileBlockSource:
     def start(self) -> None:
         """Nothing to open: decoding starts with the first block."""
 
-    def read_block(self, timeout: float) -> tuple[np.ndarray, float] | None:
-        """The next block (None at the end of the file); ``timeout`` is not needed (≤ one block)."""
+    def read_block(self, timeout: float, urgent: bool = True) -> tuple[np.ndarray, float] | None:
+        """The next block (None at the end of the file); ``timeout`` and ``urgent`` are not needed."""
         if self.exhausted:
             return None
         try:
@@ -268,6 +269,7 @@ class Engine:
         self._hop_power = 0.0  # sum of squares since the last estimate
         self._prepared_upto = 0  # stream frame up to which the model's stream cache was last prepared
         self._prepared_for: int | None = None  # end frame of the window prepared last
+        self._urgent = True  # an estimate may wait for the next block (see Capture.read_block)
         self._hop_count = 0
         self._capture_time = time.monotonic()
         self._last_estimate: SmoothedEstimate | None = None
@@ -344,6 +346,7 @@ class Engine:
         cache = self._scorer.cache
         windower = self._windower
         due_in = windower.next_end - windower.frames_seen
+        self._urgent = due_in <= self._prepare_lead  # the next block may complete a window: read it promptly
         lead = due_in <= self._prepare_lead and self._prepared_for != windower.next_end
         if self.prepare_between_windows and len(batch) == 0 and cache is not None and len(frames) and (
                 lead or windower.frames_seen - self._prepared_upto >= self._prepare_backlog):
@@ -500,7 +503,7 @@ class Engine:
         limit = None if self.max_seconds is None else round(self.max_seconds * self.info.sample_rate)
         try:
             while not self._stop.is_set():
-                item = source.read_block(0.25)
+                item = source.read_block(0.25, urgent=self._urgent)
                 if item is None:
                     if source.exhausted:
                         self._finish_stream()

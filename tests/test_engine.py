@@ -194,7 +194,7 @@ class _FailingSource:
     def start(self) -> None:
         pass
 
-    def read_block(self, timeout: float) -> tuple[np.ndarray, float] | None:
+    def read_block(self, timeout: float, urgent: bool = True) -> tuple[np.ndarray, float] | None:
         if self.left == 0:
             raise DeviceError("input device 'test' stopped delivering audio (unplugged or disconnected?)")
         self.left -= 1
@@ -210,9 +210,55 @@ class _FailingSource:
 class _SilentSource(_FailingSource):
     """A source that never delivers (a stalled device before the stall timeout)."""
 
-    def read_block(self, timeout: float) -> tuple[np.ndarray, float] | None:
+    def read_block(self, timeout: float, urgent: bool = True) -> tuple[np.ndarray, float] | None:
         time.sleep(timeout)
         return None
+
+
+class _RecordingSource:
+    """Quiet noise in 100 ms blocks at 16 kHz; remembers, per block, whether the worker asked for it
+    urgently and how many estimates the engine had published when it did."""
+
+    exhausted = False
+
+    def __init__(self, blocks: int) -> None:
+        self.left = blocks
+        self.reads: list[tuple[bool, int]] = []
+        self.engine: Engine | None = None
+        self._rng = np.random.default_rng(7)
+
+    def start(self) -> None:
+        pass
+
+    def read_block(self, timeout: float, urgent: bool = True) -> tuple[np.ndarray, float] | None:
+        assert self.engine is not None
+        self.reads.append((urgent, self.engine.estimates))
+        if self.left == 0:
+            self.exhausted = True
+            return None
+        self.left -= 1
+        return (0.05 * self._rng.standard_normal(1600)).astype(np.float32), time.monotonic()
+
+    def source_info(self) -> SourceInfo:
+        return SourceInfo("device", "test", 16000, 1)
+
+    def close(self) -> None:
+        pass
+
+
+def test_blocks_that_complete_a_window_are_read_urgently_the_others_lazily(model: GenreModel) -> None:
+    source = _RecordingSource(blocks=80)
+    engine = Engine(model, source)
+    source.engine = engine
+    engine.warmup()
+    engine.start()
+    assert engine.wait(60.0) and engine.error is None
+    estimates = [count for _, count in source.reads]
+    completing = [k for k in range(80) if estimates[k + 1] > estimates[k]]  # block k led to an estimate
+    assert len(completing) >= 14
+    assert all(source.reads[k][0] for k in completing)
+    lazy = sum(not urgent for urgent, _ in source.reads[:80])
+    assert lazy >= 40, f"only {lazy} of 80 blocks were read lazily"  # ~4 of every 5 at hop 0.5 s
 
 
 def test_worker_error_is_kept_and_source_closed(model: GenreModel) -> None:
