@@ -121,7 +121,7 @@ class StreamCache:
     """
 
     __slots__ = ("features", "left", "left_start", "mid", "mid_known", "mid_start", "partial_end", "partial_fresh",
-                 "partials", "valid")
+                 "partials", "scratch", "valid")
 
     def __init__(self) -> None:
         self.reset()
@@ -138,6 +138,13 @@ class StreamCache:
         self.partials: list[np.ndarray] = []  # per part with a partial: its known terms of the window's last frames
         self.partial_end: int | None = None  # stream frame where that window ends
         self.partial_fresh = 0  # its frames those terms lack
+        self.scratch: np.ndarray | None = None  # reused for the model's front-end input (no 0.4 MB allocation a call)
+
+    def front_input(self, channels: int, frames: int) -> np.ndarray:
+        """A reusable ``(1, channels, frames)`` C-contiguous float32 array (contents undefined)."""
+        if self.scratch is None or self.scratch.size < channels * frames:
+            self.scratch = np.empty(channels * frames, np.float32)
+        return self.scratch[: channels * frames].reshape(1, channels, frames)
 
 
 class GenreModel:
@@ -393,7 +400,8 @@ class GenreModel:
         known = min(known, self.window_frames - fresh - max(p.after for p in spec.parts))
         if known < MID_MIN_KNOWN:
             return
-        front = np.zeros((1, spec.channels, self.window_frames), np.float32)
+        width = max(known, *(p.before for p in spec.parts))  # (the left edges are copied whole)
+        front = cache.front_input(spec.channels, width)  # every column is written: the cached ones, the left edge
         self._gather(cache, next_end, front[0], fresh, upto=start + known)
         self._copy_left(cache.left, front)
         prefix = self._prefix_session.run([spec.mid.prefix_output], {spec.mid.prefix_input: front[:, :, :known]})[0]
@@ -512,7 +520,11 @@ class GenreModel:
         if self.contract.streaming is None:
             return self.predict(windows, names)
         flags = np.asarray(contiguous, bool)
-        cache_in = np.zeros((len(windows), self.contract.streaming.channels, self.window_frames), np.float32)
+        channels = self.contract.streaming.channels
+        if len(windows) == 1 and flags[0]:  # a live stream's window: every column it reads is written below
+            cache_in = caches[0].front_input(channels, self.window_frames)
+        else:
+            cache_in = np.zeros((len(windows), channels, self.window_frames), np.float32)
         partials: list[list[np.ndarray]] = [[] for _ in windows]
         fresh = np.ones(len(windows), int)
         alone = np.flatnonzero(~flags)
