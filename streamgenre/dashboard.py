@@ -22,10 +22,11 @@ import unicodedata
 import zlib
 from collections.abc import Callable, Sequence
 
-from rich.cells import cell_len
+from rich.cells import cell_len, set_cell_size
 from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
 from rich.live import Live
 from rich.segment import Segment
+from rich.style import Style
 from rich.text import Text
 
 from streamgenre.state import Snapshot, StageTiming
@@ -244,21 +245,54 @@ def _genre_section(frame: _Frame, snap: Snapshot, width: int, max_rows: int = 6)
     return _box(frame, lines, title, width, len(lines) + 2, genre_color(snap.genre) if snap.genre else _DIM)
 
 
-def _bar(value: float, raw: float, width: int, color: str) -> Text:
-    """Smoothed ``value`` as a filled bar with a marker at ``raw``; ``width`` cells."""
+def _bar_runs(value: float, raw: float, width: int, color: str) -> list[tuple[str, str]]:
+    """Smoothed ``value`` as a filled bar with a marker at ``raw``, ``width`` cells: ``(text, style)`` runs."""
     eighths = round(min(max(value if _finite(value) else 0.0, 0.0), 1.0) * width * 8)
     full, part = divmod(eighths, 8)
-    cells = ["█"] * full + ([_PARTIAL[part]] if part and full < width else [])
-    cells += ["·"] * (width - len(cells))
-    styled = [(cell, color if cell != "·" else "grey30") for cell in cells]
+    filled = "█" * full + (_PARTIAL[part] if part and full < width else "")
+    runs = [(filled, color), ("·" * (width - len(filled)), "grey30")]
     if _finite(raw) and raw * width >= 0.5:  # no marker for a raw value that rounds to an empty bar
         marker = min(width - 1, int(min(raw, 1.0) * width))
-        styled[marker] = ("│", f"bold black on {color}" if marker < full else "bold bright_white")
-    return _runs(styled)
+        style = f"bold black on {color}" if marker < full else "bold bright_white"
+        inside = 0 if marker < len(filled) else 1  # the run the marker falls in
+        text, base = runs[inside]
+        at = marker - (0 if inside == 0 else len(filled))
+        runs[inside:inside + 1] = [(text[:at], base), ("│", style), (text[at + 1:], base)]
+    return [(text, style) for text, style in runs if text]
 
 
-def _bars_section(snap: Snapshot, inner: int, rows: int) -> list[Text]:
-    """Up to ``rows`` lines: one bar per genre (top ones plus a "+k more" line when they do not all fit)."""
+def _bar(value: float, raw: float, width: int, color: str) -> Text:
+    """Smoothed ``value`` as a filled bar with a marker at ``raw``; ``width`` cells."""
+    out = Text(no_wrap=True)
+    for text, style in _bar_runs(value, raw, width, color):
+        out.append(text, style=style)
+    return out
+
+
+_FITTED: dict[tuple[str, int], str] = {}
+
+
+def _fit_label(label: str, width: int) -> str:
+    """``label`` (cleaned) cut with an ellipsis or padded to exactly ``width`` cells; cached (labels repeat)."""
+    key = (label, width)
+    fitted = _FITTED.get(key)
+    if fitted is None:
+        text = _clean(label)
+        if cell_len(text) > width:
+            text = set_cell_size(text, max(0, width - 1)) + "…" if width > 0 else ""
+        fitted = set_cell_size(text, width)
+        if len(_FITTED) >= 4096:  # labels of many models: start over rather than grow
+            _FITTED.clear()
+        _FITTED[key] = fitted
+    return fitted
+
+
+def _bars_section(frame: _Frame, snap: Snapshot, inner: int, rows: int) -> list[Text | Line]:
+    """Up to ``rows`` lines: one bar per genre (top ones plus a "+k more" line when they do not all fit).
+
+    Bar lines are built as segments (they are most of a redraw's work); a line too narrow for a bar
+    is built as text and cut to fit.
+    """
     labels = list(snap.labels)
     if not labels:
         return [_fit(Text("waiting for the first estimate…", style=f"italic {_DIM}"), inner)]
@@ -284,6 +318,14 @@ def _bars_section(snap: Snapshot, inner: int, rows: int) -> list[Text]:
         label, value, raw = labels[i], score(snap.smoothed, i), score(snap.raw, i)
         color = genre_color(label)
         current = label == snap.genre and snap.state in ("genre", "uncertain")
+        if bar_w >= 3:
+            parts = [("▶ " if current else "  ", f"bold {color}"),
+                     (_fit_label(label, label_w), f"bold {color}" if current else color), (" ", ""),
+                     *_bar_runs(value, raw, bar_w, color), (f" {_pct(value)}%", "bold" if current else "")]
+            if numbers_w == 10:
+                parts.append((f" r{_pct(raw)}", _DIM))
+            lines.append(list(Segment.simplify(frame.segment(text, style) for text, style in parts)))
+            continue
         line = _cat(
             Text("▶ " if current else "  ", style=f"bold {color}"),
             _fit(Text(_clean(label), style=f"bold {color}" if current else color), label_w, pad=True),
@@ -457,13 +499,21 @@ class _Frame:
     everything out again.
     """
 
-    __slots__ = ("console", "level_format", "level_slots", "lines")
+    __slots__ = ("console", "level_format", "level_slots", "lines", "styles")
 
     def __init__(self, console: Console) -> None:
         self.console = console
+        self.styles: dict[str, Style] = {}
         self.lines: list[Line] = []
         self.level_slots: list[tuple[int, int, int]] = []  # (line, first segment, segments) of each level line
         self.level_format: tuple[int, bool, bool] = (0, False, False)  # (width, compact, padded)
+
+    def segment(self, text: str, style: str) -> Segment:
+        """``text`` in the named ``style`` (parsed once per layout)."""
+        parsed = self.styles.get(style)
+        if parsed is None:
+            parsed = self.styles[style] = self.console.get_style(style) if style else Style.null()
+        return Segment(text, parsed)
 
     def render(self, text: Text) -> Line:
         return list(Segment.simplify(text.render(self.console)))
@@ -522,7 +572,7 @@ def _wide(frame: _Frame, snap: Snapshot, width: int, height: int) -> bool:
     right_need = health_h + (n_tags + 2 if n_tags > 0 else 0)
     left_need = max(len(snap.labels), 1) + 2
     middle_h = min(middle_max, max(left_need, right_need))
-    bars = _bars_section(snap, left_w - 4, middle_h - 2)
+    bars = _bars_section(frame, snap, left_w - 4, middle_h - 2)
     title = "genres  bar = smoothed · │ = raw" if left_w >= 44 else "genres"
     tag_h = middle_h - health_h if n_tags > 0 else 0
     right = _box(frame, _tags_lines(snap, _RIGHT_W - 4, tag_h - 2), "top tags", _RIGHT_W, tag_h) if tag_h else []
@@ -569,7 +619,7 @@ def _narrow(frame: _Frame, snap: Snapshot, width: int, height: int) -> None:
     if show_bars:
         if n_labels > bar_rows and left > 0:  # room for the "+k more" line
             bar_rows += 1
-        bars = _bars_section(snap, inner, bar_rows)
+        bars = _bars_section(frame, snap, inner, bar_rows)
         frame.lines += _box(frame, bars, "genres", width, len(bars) + 2)
     for name in ("tags", "level", "latency", "counters", "timeline", "footer"):
         if name == "level" and name in chosen:
