@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import colorsys
 import dataclasses
+import functools
 import math
 import re
 import threading
@@ -89,12 +90,15 @@ def _glyph_lines(char: str) -> list[str] | None:
     return ["".join(_HALF[(top, bottom)] for top, bottom in zip(pix[i], pix[i + 1], strict=True)) for i in (0, 2, 4)]
 
 
-def _block_text(text: str) -> list[str] | None:
-    """Three rows of half-block letters for ``text``, or None when a character has no glyph."""
+@functools.lru_cache(maxsize=256)
+def _block_text(text: str) -> tuple[str, str, str] | None:
+    """Three rows of half-block letters for ``text``, or None when a character has no glyph (cached: the
+    same few genre names are drawn at every redraw)."""
     glyphs = [_glyph_lines(char) for char in text]
     if not glyphs or any(g is None for g in glyphs):
         return None
-    return [" ".join(g[row] for g in glyphs if g is not None) for row in range(3)]
+    top, middle, bottom = (" ".join(g[row] for g in glyphs if g is not None) for row in range(3))
+    return top, middle, bottom
 
 
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -102,7 +106,12 @@ _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 def _clean(value: object) -> str:
     """``value`` as one printable line: control and format characters become escapes."""
-    text = _CONTROL_RE.sub(lambda m: repr(m.group())[1:-1], str(value))
+    return _clean_text(value if type(value) is str else str(value))
+
+
+@functools.lru_cache(maxsize=4096)
+def _clean_text(value: str) -> str:
+    text = _CONTROL_RE.sub(lambda m: repr(m.group())[1:-1], value)
     if text.isascii():
         return text
     return "".join(f"\\u{ord(c):04x}" if unicodedata.category(c) in ("Cf", "Cs", "Co", "Zl", "Zp") else c for c in text)
@@ -169,6 +178,7 @@ def _db(value: float) -> str:
     return f"{value:5.1f}" if _finite(value) else " -inf"
 
 
+@functools.lru_cache(maxsize=1024)
 def genre_color(label: str | None) -> str:
     """Display colour of a genre label (fixed for the GTZAN genres, hash-based and stable otherwise).
 
