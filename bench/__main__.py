@@ -60,6 +60,7 @@ def sections(tf_python: str, png: Path) -> list[Section]:
         Section("throughput", "bench.throughput", (), ("--quick",), 900),
         Section("startup", "bench.startup", (), ("--quick",), 600),
         Section("scale", "bench.scale", (), ("--quick",), 1200),
+        Section("device", "bench.device", (), ("--seconds", "10", "--warm", "6"), 600),
     ]
 
 
@@ -181,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
         nargs="+",
         metavar="NAME",
         default=None,
-        help="run only these sections: frontend model e2e memory throughput startup scale",
+        help="run only these sections: frontend model e2e memory throughput startup scale device",
     )
     args = parser.parse_args(argv)
     png = args.json.resolve().parent / "e2e_latency.png"

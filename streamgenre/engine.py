@@ -49,6 +49,8 @@ BLOCK_SECONDS = 0.1
 STAGES = ("resample", "mel", "prepare", "model", "smoother", "end_to_end")
 CLIP_LEVEL = 0.999  # |sample| at or above this counts as clipping (float capture saturates at 1.0)
 _MAX_HOP_S = 60.0
+BURST_GAP = 0.5  # a block captured within this many block periods of the previous one came in a burst
+BURST_MEMORY_BLOCKS = 100  # ... and windows are prepared one block earlier for this many blocks after a burst
 
 
 class BlockSource(Protocol):
@@ -239,9 +241,12 @@ class Engine:
         self._smoother = Smoother(model.labels, smoother)
         self._scorer = WindowScorer(model, self.hop_frames)
         # prepare the next window when the next block can complete it (a block brings a frame or two more
-        # than its length when the resampler releases its delay), or when many frames wait unprepared
+        # than its length when the resampler releases its delay), or when many frames wait unprepared; from a
+        # source that delivers blocks in bursts (PulseAudio hands PortAudio 200 ms at a time), one block earlier,
+        # so that the work is done before a burst brings the window's last two blocks at once
         block_frames = math.ceil(self.block_seconds * cfg.sample_rate / cfg.hop_length)
         self._prepare_lead = min(MAX_FRESH_FRAMES, block_frames + 2)
+        self._burst_lead = min(MAX_FRESH_FRAMES, 2 * block_frames + 2)
         self._prepare_backlog = max(block_frames, model.window_frames // 2)
         contract = model.contract
         self._tag_labels: tuple[str, ...] = ()
@@ -270,6 +275,8 @@ class Engine:
         self._prepared_upto = 0  # stream frame up to which the model's stream cache was last prepared
         self._prepared_for: int | None = None  # end frame of the window prepared last
         self._urgent = True  # an estimate may wait for the next block (see Capture.read_block)
+        self._bursty = 0  # blocks left to prepare windows one block earlier (the source delivered a burst)
+        self._block_captured = 0.0  # capture time of the previous block
         self._hop_count = 0
         self._capture_time = time.monotonic()
         self._last_estimate: SmoothedEstimate | None = None
@@ -307,8 +314,10 @@ class Engine:
         cache = self._scorer.cache
         if cache is not None:  # ... and a window prepared ahead, as the live path runs them
             end = window + 2 * self.hop_frames
-            self.model.prepare_stream(cache, zero_windows[0], end - self._prepare_lead, end)
-            self._scorer.score(zero_windows[:1], np.array([end]), np.array([False]))
+            for lead in sorted({self._prepare_lead, self._burst_lead}):  # the shapes both leads give
+                end += self.hop_frames
+                self.model.prepare_stream(cache, zero_windows[0], end - lead, end)
+                self._scorer.score(zero_windows[:1], np.array([end]), np.array([False]))
         self.reset()
 
     def snapshot(self) -> Snapshot:
@@ -335,6 +344,11 @@ class Engine:
         timers = self._timers
         x = np.asarray(block)
         self._capture_time = time.monotonic() if capture_time is None else capture_time
+        if self.blocks and self._capture_time - self._block_captured < BURST_GAP * self.block_seconds:
+            self._bursty = BURST_MEMORY_BLOCKS  # this block came with the previous one
+        elif self._bursty:
+            self._bursty -= 1
+        self._block_captured = self._capture_time
         t0 = time.perf_counter()
         mono = self._resampler.process(x)
         t1 = time.perf_counter()
@@ -347,7 +361,8 @@ class Engine:
         windower = self._windower
         due_in = windower.next_end - windower.frames_seen
         self._urgent = due_in <= self._prepare_lead  # the next block may complete a window: read it promptly
-        lead = due_in <= self._prepare_lead and self._prepared_for != windower.next_end
+        lead = due_in <= (self._burst_lead if self._bursty else self._prepare_lead) and \
+            self._prepared_for != windower.next_end
         if self.prepare_between_windows and len(batch) == 0 and cache is not None and len(frames) and (
                 lead or windower.frames_seen - self._prepared_upto >= self._prepare_backlog):
             # The next window is due with the next block (or the one after): do all of its work the frames so

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 from conftest import REPO_ROOT, require_shared
 
 from bench import __main__ as bench_main
-from bench import e2e, scale, startup, throughput
+from bench import device, e2e, scale, startup, throughput
 from bench.common import Row, report
 from streamgenre.engine import Engine
 from streamgenre.model import load_model
@@ -174,6 +175,27 @@ def test_e2e_main_with_minimal_durations(tmp_path):
         "RSS growth over a long run",
     } <= metrics
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.audio
+def test_device_main_measures_the_real_command(tmp_path):
+    """Both real-device runs, very short; without PulseAudio the one row says why it was skipped (a
+    failure under STREAMGENRE_REQUIRE_DATA=1, as in CI, where .ci/run installs it)."""
+    require_shared("gtzan")
+    out = tmp_path / "device.json"
+    assert device.main(["--seconds", "3", "--warm", "5", "--json", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    check_rows(doc["rows"])
+    first = doc["rows"][0]
+    if first["value"] is None:
+        assert first["note"].startswith("skipped: ")
+        if os.environ.get("STREAMGENRE_REQUIRE_DATA") == "1":
+            pytest.fail(f"real-device benchmark {first['note']}", pytrace=False)
+        pytest.skip(first["note"])
+    values = {row["metric"]: row["value"] for row in doc["rows"]}
+    assert 0 < values["CPU share of one core, `streamgenre live --no-ui --json` on a real device"] < 100
+    assert values["overflows on a real device"] == 0
+    assert doc["latency_ms"] and min(doc["latency_ms"]) > 0
 
 
 def test_first_line_seconds(tmp_path):

@@ -26,7 +26,7 @@ from streamgenre.classify import classify_file
 from streamgenre.cli import main
 from streamgenre.engine import STAGES, Engine, FileBlockSource
 from streamgenre.errors import ConfigError, DeviceError
-from streamgenre.model import GenreModel, load_model
+from streamgenre.model import MAX_FRESH_FRAMES, GenreModel, load_model
 from streamgenre.sources import FileSource, decode_file
 from streamgenre.state import Snapshot, SourceInfo
 
@@ -88,10 +88,10 @@ def test_engine_agrees_with_offline_classification(model: GenreModel, gtzan_dir:
 
     def checked_predict(windows, end_frames, caches, contiguous, outputs=None):
         for end, cache, whole in zip(end_frames, caches, contiguous, strict=True):
-            if whole:  # only the newest block left: its first frames, last frames' partials and mid end are in
+            if whole:  # only the newest blocks left: its first frames, last frames' partials and mid end are in
                 start = int(end) - model.window_frames
                 prepared.append((cache.partial_end, cache.left_start, cache.mid_start) == (end, start, start)
-                                and 1 < cache.partial_fresh <= 9)
+                                and 1 < cache.partial_fresh <= MAX_FRESH_FRAMES)
         return predict(windows, end_frames, caches, contiguous, outputs)
 
     monkeypatch.setattr(model, "prepare_stream", counted_prepare)
@@ -259,6 +259,33 @@ def test_blocks_that_complete_a_window_are_read_urgently_the_others_lazily(model
     assert all(source.reads[k][0] for k in completing)
     lazy = sum(not urgent for urgent, _ in source.reads[:80])
     assert lazy >= 40, f"only {lazy} of 80 blocks were read lazily"  # ~4 of every 5 at hop 0.5 s
+
+
+@pytest.mark.parametrize(("gaps", "most_fresh"), [((0.1,), 9), ((0.0, 0.2), 16)])
+def test_windows_are_prepared_a_block_earlier_for_a_source_that_delivers_in_bursts(
+        model: GenreModel, gaps: tuple[float, ...], most_fresh: int) -> None:
+    """Blocks one period apart: each window is prepared in the block before it is due, leaving it at most
+    one block (and the resampler's frame or two) of new frames. Blocks in pairs (as PulseAudio hands them
+    to PortAudio): one block earlier, so that no pair brings both the preparation and the window."""
+    engine = Engine(model, source_info=SourceInfo("device", "test", 16000, 1))
+    engine.warmup()
+    fresh = []
+    predict = model.predict_stream
+
+    def checked_predict(windows, end_frames, caches, contiguous, outputs=None):
+        fresh.extend(cache.partial_fresh for cache, whole in zip(caches, contiguous, strict=True) if whole)
+        return predict(windows, end_frames, caches, contiguous, outputs)
+
+    rng = np.random.default_rng(3)
+    captured = 100.0
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(model, "predict_stream", checked_predict)
+        for k in range(100):
+            captured += gaps[k % len(gaps)]
+            engine.step((0.05 * rng.standard_normal(1600)).astype(np.float32), captured)
+    assert len(fresh) >= 10
+    assert fresh[0] == 1  # the first full window: nothing prepared yet
+    assert all(1 < f <= most_fresh for f in fresh[1:]) and max(fresh) > most_fresh - 4, fresh
 
 
 def test_worker_error_is_kept_and_source_closed(model: GenreModel) -> None:

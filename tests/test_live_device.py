@@ -16,17 +16,16 @@ import collections
 import json
 import os
 import queue
-import shutil
 import signal
 import subprocess
-import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from conftest import REPO_ROOT
+
+from bench.pulse import PulseUnavailableError, cli, null_sink, private_env, run, start_daemon, stop_daemon
 
 pytestmark = pytest.mark.audio
 
@@ -41,111 +40,14 @@ def _unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
-def _run(cmd: list[str], env: dict[str, str], timeout: float = 15.0) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout, check=False)
-
-
-def _start_daemon(runtime: Path, sink: str, env: dict[str, str]) -> int:
-    """Start a private PulseAudio daemon with one null sink; return its PID."""
-    runtime.mkdir(parents=True, exist_ok=True)
-    cmd = [
-        "pulseaudio",
-        "--daemonize=yes",
-        "-n",
-        "--exit-idle-time=-1",
-        "--disable-shm=yes",
-        "--load=module-native-protocol-unix",
-        f"--load=module-null-sink sink_name={sink} rate=48000 channels=2",
-    ]
-    proc = _run(cmd, env)
-    pid_file = runtime / "pid"
-    deadline = time.monotonic() + 10.0
-    while time.monotonic() < deadline:
-        if pid_file.exists() and _run(["pactl", "info"], env).returncode == 0:
-            return int(pid_file.read_text().split()[0])
-        time.sleep(0.1)
-    pytest.fail(f"could not start PulseAudio: {proc.stderr.strip()[-300:]}", pytrace=False)
-
-
-def _alive(pid: int) -> bool:
-    """True while ``pid`` runs (a zombie, exited but not yet reaped by its parent, counts as gone)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
-
-
-def _stop_daemon(pid: int) -> None:
-    if not _alive(pid):
-        return
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + 5.0
-    while time.monotonic() < deadline and _alive(pid):
-        time.sleep(0.05)
-
-
-def _private_env(runtime: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        PULSE_RUNTIME_PATH=str(runtime),
-        PULSE_SERVER=f"unix:{runtime}/native",
-        PULSE_SINK=SINK,
-        PULSE_SOURCE=f"{SINK}.monitor",
-        PYTHONUNBUFFERED="1",
-    )
-    return env
-
-
-def _cli(*args: str) -> list[str]:
-    return [sys.executable, "-m", "streamgenre", *args]
-
-
 @pytest.fixture(scope="session")
-def pulse_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+def pulse_env() -> Iterator[dict[str, str]]:
     """Environment for subprocesses that play into / capture from a PulseAudio null sink."""
-    missing = [tool for tool in ("pulseaudio", "pactl", "paplay") if shutil.which(tool) is None]
-    if missing:
-        _unavailable(
-            f"PulseAudio tools not installed ({', '.join(missing)}): "
-            "apt-get install pulseaudio pulseaudio-utils libasound2-plugins"
-        )
-    ambient = dict(os.environ) | {"PULSE_SINK": SINK, "PULSE_SOURCE": f"{SINK}.monitor", "PYTHONUNBUFFERED": "1"}
-    module_id = None
-    daemon_pid = None
-    if _run(["pactl", "info"], ambient).returncode == 0:  # a server is running: add our own sink to it
-        loaded = _run(
-            ["pactl", "load-module", "module-null-sink", f"sink_name={SINK}", "rate=48000", "channels=2"], ambient
-        )
-        if loaded.returncode != 0:
-            pytest.fail(f"pactl load-module failed: {loaded.stderr.strip()}", pytrace=False)
-        module_id = loaded.stdout.strip()
-        env = ambient
-    else:
-        runtime = tmp_path_factory.mktemp("pulse")
-        env = _private_env(runtime)
-        daemon_pid = _start_daemon(runtime, SINK, env)
-        _run(["pactl", "set-default-sink", SINK], env)
-        _run(["pactl", "set-default-source", f"{SINK}.monitor"], env)
     try:
-        listed = _run(_cli("devices", "--json"), env, timeout=30)
-        if listed.returncode != 0:
-            _unavailable(f"no PortAudio: {listed.stderr.strip()}")
-        names = [json.loads(line)["name"] for line in listed.stdout.splitlines()]
-        if "pulse" not in names:
-            _unavailable(f"ALSA has no 'pulse' device (install libasound2-plugins); inputs: {names}")
-        yield env
-    finally:
-        if module_id:
-            _run(["pactl", "unload-module", module_id], ambient)
-        if daemon_pid is not None:
-            _stop_daemon(daemon_pid)
+        with null_sink(SINK) as (env, _):
+            yield env
+    except PulseUnavailableError as exc:
+        _unavailable(str(exc))
 
 
 class _Lines:
@@ -185,7 +87,7 @@ def _popen(cmd: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
 
 
 def test_devices_lists_a_default_input(pulse_env: dict[str, str]) -> None:
-    listed = _run(_cli("devices", "--json"), pulse_env, timeout=30)
+    listed = run(cli("devices", "--json"), pulse_env, timeout=30)
     records = [json.loads(line) for line in listed.stdout.splitlines()]
     assert sum(r["default"] for r in records) == 1
     assert all(r["max_input_channels"] > 0 and r["default_samplerate"] > 0 for r in records)
@@ -193,7 +95,7 @@ def test_devices_lists_a_default_input(pulse_env: dict[str, str]) -> None:
 
 def test_live_capture_of_played_clip_matches_file_mode(pulse_env: dict[str, str], gtzan_dir: Path) -> None:
     clip = gtzan_dir.joinpath(*CLIP)
-    live = _popen(_cli("live", "--device", "default", "--duration", str(LIVE_SECONDS), "--no-ui", "--json"), pulse_env)
+    live = _popen(cli("live", "--device", "default", "--duration", str(LIVE_SECONDS), "--no-ui", "--json"), pulse_env)
     player = None
     try:
         reader = _Lines(live)
@@ -220,14 +122,14 @@ def test_live_capture_of_played_clip_matches_file_mode(pulse_env: dict[str, str]
     assert last["overflows"] == 0 and last["input_overflows"] == 0
     assert all(r["latency_ms"] is not None and r["latency_ms"] > 0 for r in records)
 
-    filed = _run(_cli("file", str(clip), "--json", "--duration", str(LIVE_SECONDS - 1)), pulse_env, timeout=120)
+    filed = run(cli("file", str(clip), "--json", "--duration", str(LIVE_SECONDS - 1)), pulse_env, timeout=120)
     assert filed.returncode == 0, filed.stderr
     file_records = [json.loads(line) for line in filed.stdout.splitlines()]
     assert _dominant(music) == _dominant(file_records) is not None
 
 
 def test_ctrl_c_exits_cleanly_with_summary(pulse_env: dict[str, str]) -> None:
-    live = _popen(_cli("live", "--device", "default", "--no-ui"), pulse_env)
+    live = _popen(cli("live", "--device", "default", "--no-ui"), pulse_env)
     try:
         reader = _Lines(live)
         reader.first(timeout=60.0)
@@ -246,17 +148,17 @@ def test_ctrl_c_exits_cleanly_with_summary(pulse_env: dict[str, str]) -> None:
 
 def test_device_lost_mid_run_is_one_line_error(pulse_env: dict[str, str], tmp_path: Path) -> None:
     runtime = tmp_path / "pulse-lost"
-    env = _private_env(runtime) | {"PULSE_SINK": "lost_sink", "PULSE_SOURCE": "lost_sink.monitor"}
-    pid = _start_daemon(runtime, "lost_sink", env)
-    live = _popen(_cli("live", "--device", "default", "--duration", "60", "--no-ui"), env)
+    env = private_env(runtime, "lost_sink")
+    pid = start_daemon(runtime, "lost_sink", env)
+    live = _popen(cli("live", "--device", "default", "--duration", "60", "--no-ui"), env)
     try:
         reader = _Lines(live)
         reader.first(timeout=60.0)
-        _stop_daemon(pid)  # the audio server (and with it the device) goes away
+        stop_daemon(pid)  # the audio server (and with it the device) goes away
         rc = live.wait(timeout=20)
         stderr = live.stderr.read() if live.stderr else ""
     finally:
-        _stop_daemon(pid)
+        stop_daemon(pid)
         if live.poll() is None:
             live.kill()
             live.wait(timeout=5)
