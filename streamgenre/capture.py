@@ -31,6 +31,7 @@ TIME_SLOTS = 4096
 POLL_S = 0.0005  # the worker's poll period while a block is due (see Capture.read_block)
 WAKE_LEAD_S = 0.004  # the worker sleeps until this long before the next block is due, then polls
 LAZY_WAIT_S = 0.004  # ... or, when the block may wait (no estimate hangs on it), until this long after
+BURST_WAIT_S = 0.002  # ... after looking this long for a block that came with the previous one
 STALL_TIMEOUT_S = 5.0
 """A running device that delivers nothing for this long is treated as lost."""
 
@@ -287,9 +288,11 @@ class Capture:
             for :data:`STALL_TIMEOUT_S` seconds.
         """
         due = self._next_due
-        if due is not None and self.ring.available < self.blocksize:
-            # Blocks arrive one period apart: sleep most of the gap in one go, then poll finely, so
-            # a block waits well under a millisecond without hundreds of wake-ups per second.
+        # Blocks arrive one period apart: sleep most of the gap in one go, then poll finely, so a block
+        # waits well under a millisecond without hundreds of wake-ups per second. PulseAudio hands
+        # PortAudio two blocks at once every few periods, and the second callback may be waiting for the
+        # GIL while the worker handles the first: look for it briefly before sleeping a whole period.
+        if due is not None and not self.ring.wait_available(self.blocksize, BURST_WAIT_S if urgent else POLL_S):
             lead = due + (-WAKE_LEAD_S if urgent else LAZY_WAIT_S) - time.monotonic()
             if lead > 0:
                 time.sleep(min(lead, timeout))

@@ -16,7 +16,7 @@ import sys
 import time
 from typing import Any, TextIO
 
-from streamgenre.engine import BLOCK_SECONDS, Engine
+from streamgenre.engine import BLOCK_SECONDS, Engine, startup_objects_frozen
 from streamgenre.errors import ConfigError, StreamgenreError
 from streamgenre.state import Snapshot
 
@@ -138,27 +138,28 @@ def run_engine(
     err = sys.stderr if err is None else err
     records = None if ui else engine.subscribe(maxsize=4096, lossless=lossless)
     engine.warmup()
-    engine.start()
-    deadline = None if wall_limit is None else time.monotonic() + wall_limit
-    try:
-        if ui:
-            from rich.console import Console
+    with startup_objects_frozen():  # no full garbage collection stalls the worker mid-stream
+        engine.start()
+        deadline = None if wall_limit is None else time.monotonic() + wall_limit
+        try:
+            if ui:
+                from rich.console import Console
 
-            from streamgenre.dashboard import run_dashboard
+                from streamgenre.dashboard import run_dashboard
 
-            run_dashboard(engine.snapshot, engine.done, console=Console())
-        else:
-            assert records is not None
-            _print_loop(engine, records, as_json, deadline, out)
-    except KeyboardInterrupt:
-        pass  # Ctrl-C is the normal way to end `live`: stop cleanly below
-    except BrokenPipeError:  # e.g. `| head`: stop quietly, and keep Python from complaining at exit
-        engine.stop(STOP_TIMEOUT_S)
-        with contextlib.suppress(OSError, ValueError):  # (io.UnsupportedOperation is both)
-            os.dup2(os.open(os.devnull, os.O_WRONLY), out.fileno())
-        return 0
-    finally:
-        stopped = engine.stop(STOP_TIMEOUT_S)
+                run_dashboard(engine.snapshot, engine.done, console=Console())
+            else:
+                assert records is not None
+                _print_loop(engine, records, as_json, deadline, out)
+        except KeyboardInterrupt:
+            pass  # Ctrl-C is the normal way to end `live`: stop cleanly below
+        except BrokenPipeError:  # e.g. `| head`: stop quietly, and keep Python from complaining at exit
+            engine.stop(STOP_TIMEOUT_S)
+            with contextlib.suppress(OSError, ValueError):  # (io.UnsupportedOperation is both)
+                os.dup2(os.open(os.devnull, os.O_WRONLY), out.fileno())
+            return 0
+        finally:
+            stopped = engine.stop(STOP_TIMEOUT_S)
     if records is not None:  # estimates published between the last print and the stop
         try:
             while not records.empty():

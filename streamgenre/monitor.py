@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from streamgenre.classify import WindowScorer
-from streamgenre.engine import BLOCK_SECONDS, Engine
+from streamgenre.engine import BLOCK_SECONDS, Engine, startup_objects_frozen
 from streamgenre.errors import ConfigError, StreamgenreError
 from streamgenre.features import warmup
 from streamgenre.model import GenreModel
@@ -939,10 +939,12 @@ def cmd_monitor(args: Any) -> int:
     if not args.verbose:
         streamgenre_log.setLevel(logging.INFO)
     try:
-        if sys.stdout.isatty() and not args.no_ui:
-            reason = _run_with_status(monitor, args.duration, streamgenre_log)
-        else:
-            reason = monitor.run(args.duration)
+        monitor.start()
+        with startup_objects_frozen():  # no full garbage collection stalls the feeds mid-stream
+            if sys.stdout.isatty() and not args.no_ui:
+                reason = _run_with_status(monitor, args.duration, streamgenre_log)
+            else:
+                reason = monitor.run(args.duration)
     except StreamgenreError:
         raise
     except Exception as exc:  # the open segments were written by run(); report one line, not a traceback

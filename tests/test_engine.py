@@ -24,7 +24,7 @@ from conftest import REPO_ROOT
 
 from streamgenre.classify import classify_file
 from streamgenre.cli import main
-from streamgenre.engine import STAGES, Engine, FileBlockSource
+from streamgenre.engine import STAGES, Engine, FileBlockSource, startup_objects_frozen
 from streamgenre.errors import ConfigError, DeviceError
 from streamgenre.model import MAX_FRESH_FRAMES, GenreModel, load_model
 from streamgenre.sources import FileSource, decode_file
@@ -286,6 +286,17 @@ def test_windows_are_prepared_a_block_earlier_for_a_source_that_delivers_in_burs
     assert len(fresh) >= 10
     assert fresh[0] == 1  # the first full window: nothing prepared yet
     assert all(1 < f <= most_fresh for f in fresh[1:]) and max(fresh) > most_fresh - 4, fresh
+
+
+def test_startup_objects_are_frozen_while_running_and_returned_after() -> None:
+    import gc
+
+    assert gc.get_freeze_count() == 0
+    with startup_objects_frozen():
+        assert gc.get_freeze_count() > 1000  # modules, the model: out of the full collections' scans
+        made = [[i] for i in range(10)]  # what the stream makes afterwards is still collected
+        assert all(gc.is_tracked(m) for m in made) and gc.get_freeze_count() > len(made)
+    assert gc.get_freeze_count() == 0
 
 
 def test_worker_error_is_kept_and_source_closed(model: GenreModel) -> None:
