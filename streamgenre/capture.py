@@ -30,7 +30,7 @@ TIME_SLOTS = 4096
 """Callbacks whose arrival times are kept (~7 min at 100 ms blocks)."""
 POLL_S = 0.0005  # the worker's poll period while a block is due (see Capture.read_block)
 WAKE_LEAD_S = 0.004  # the worker sleeps until this long before the next block is due, then polls
-LAZY_WAIT_S = 0.004  # ... or, when the block may wait (no estimate hangs on it), until this long after
+LAZY_WAIT_S = 0.001  # ... or, when the block may wait (no estimate hangs on it), until this long after
 BURST_WAIT_S = 0.002  # ... after looking this long for a block that came with the previous one
 STALL_TIMEOUT_S = 5.0
 """A running device that delivers nothing for this long is treated as lost."""
