@@ -121,7 +121,7 @@ class StreamCache:
     """
 
     __slots__ = ("features", "left", "left_start", "mid", "mid_known", "mid_start", "partial_end", "partial_fresh",
-                 "partials", "scratch", "valid")
+                 "partials", "scratch", "valid", "window_in", "window_in_end")
 
     def __init__(self) -> None:
         self.reset()
@@ -139,6 +139,8 @@ class StreamCache:
         self.partial_end: int | None = None  # stream frame where that window ends
         self.partial_fresh = 0  # its frames those terms lack
         self.scratch: np.ndarray | None = None  # reused for the model's front-end input (no 0.4 MB allocation a call)
+        self.window_in: np.ndarray | None = None  # the prepared window's front-end input, gathered ahead
+        self.window_in_end: int | None = None  # stream frame where that window ends
 
     def front_input(self, channels: int, frames: int) -> np.ndarray:
         """A reusable ``(1, channels, frames)`` C-contiguous float32 array (contents undefined)."""
@@ -387,6 +389,18 @@ class GenreModel:
         if partials is not None:
             cache.partials, cache.partial_end, cache.partial_fresh = partials, start + self.window_frames, fresh
             self._prepare_mid(cache, start + self.window_frames, fresh)
+            self._gather_ahead(cache, start + self.window_frames)
+
+    def _gather_ahead(self, cache: StreamCache, end: int) -> None:
+        """Copy the prepared window's cached columns into its input now, not when the window is due."""
+        cache.window_in_end = None
+        if not self._prepared(cache, end):  # (the stream's features begin after the window's first frame)
+            return
+        if cache.window_in is None:
+            cache.window_in = np.empty((1, self.contract.streaming.channels, self.window_frames), np.float32)
+        self._gather(cache, end, cache.window_in[0], cache.partial_fresh)
+        self._copy_left(cache.left[0], cache.window_in[0])
+        cache.window_in_end = end
 
     def _prepare_mid(self, cache: StreamCache, next_end: int, fresh: int) -> None:
         """The mid end's first frames of the window ending at ``next_end``, from the columns known now."""
@@ -487,6 +501,7 @@ class GenreModel:
         if left is not None:
             cache.left, cache.left_start = left, start
         cache.partials, cache.partial_end, cache.partial_fresh = partials, end, 1
+        cache.window_in_end = None
 
     def predict_stream(self, windows: np.ndarray, end_frames: np.ndarray, caches: list[StreamCache],
                        contiguous: np.ndarray | list[bool], outputs: list[str] | None = None
@@ -540,6 +555,9 @@ class GenreModel:
             if not self._prepared(cache, end):
                 self._prepare_window(cache, windows[i], end)
             fresh[i], partials[i] = cache.partial_fresh, cache.partials
+            if len(windows) == 1 and cache.window_in_end == end:  # gathered when the window was prepared
+                cache_in = cache.window_in
+                continue
             self._gather(cache, end, cache_in[i], int(fresh[i]))
             self._copy_left(cache.left[0], cache_in[i])
         groups: dict[tuple[int, int], list[int]] = {}  # (mid-end frames known, fresh frames) -> windows
