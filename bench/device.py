@@ -20,6 +20,7 @@ PulseAudio server's own CPU is reported apart when the benchmark started it.
 from __future__ import annotations
 
 import argparse
+import collections
 import contextlib
 import fcntl
 import json
@@ -45,6 +46,7 @@ from streamgenre.sources import decode_file
 
 SINK = "streamgenre_bench_sink"
 TARGET_CPU_SHARE = 0.05
+STOP_TIMEOUT_S = 30.0
 TARGET_P99_MS = 10.0
 RATE = 48000
 
@@ -82,8 +84,8 @@ def _drain(fd: int) -> None:
 def measure(cmd: list[str], env: dict[str, str], warm: float, seconds: float, terminal: bool,
             daemon: int | None) -> dict[str, Any]:
     """Run ``cmd`` (in an 80×24 pseudo-terminal when ``terminal``); its CPU share over the measured span."""
-    reader: threading.Thread | None = None
     lines: list[str] = []
+    errors: collections.deque[str] = collections.deque(maxlen=200)  # stderr, read as it comes (a full pipe blocks)
     if terminal:
         master, slave = pty.openpty()
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
@@ -96,18 +98,26 @@ def measure(cmd: list[str], env: dict[str, str], warm: float, seconds: float, te
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         reader = threading.Thread(target=lambda: lines.extend(proc.stdout or []), daemon=True)
     reader.start()
+    err_reader = threading.Thread(target=lambda: errors.extend(proc.stderr or []), daemon=True)
+    err_reader.start()
     try:
         time.sleep(warm)
         if proc.poll() is not None:
-            raise RuntimeError(f"{' '.join(cmd[2:])} ended early: {(proc.stderr.read() if proc.stderr else '')[-300:]}")
+            err_reader.join(timeout=5)
+            raise RuntimeError(f"{' '.join(cmd[2:])} ended early: {''.join(errors)[-300:]}")
         cpu0, wall0 = process_cpu_seconds(proc.pid), time.monotonic()
         server0 = process_cpu_seconds(daemon) if daemon is not None and alive(daemon) else None
         time.sleep(seconds)
         cpu1, wall1 = process_cpu_seconds(proc.pid), time.monotonic()
         server1 = process_cpu_seconds(daemon) if server0 is not None and alive(daemon) else None
         proc.send_signal(signal.SIGINT)  # Ctrl-C: the normal way to end `live`
-        proc.wait(timeout=20)
-        stderr = proc.stderr.read() if proc.stderr else ""
+        try:
+            proc.wait(timeout=STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            raise RuntimeError(f"{' '.join(cmd[2:])} did not exit within {STOP_TIMEOUT_S:g} s of Ctrl-C: "
+                               f"{''.join(errors)[-300:]}") from None
+        err_reader.join(timeout=5)
+        stderr = "".join(errors)
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -127,7 +127,7 @@ class FileBlockSource:
 
 @contextlib.contextmanager
 def startup_objects_frozen() -> Iterator[None]:
-    """Collect garbage once, then keep every object made so far out of the cyclic collector's full scans.
+    """Keep every object made so far out of the cyclic garbage collector's full scans while running.
 
     Enter it when start-up is over (modules imported, model loaded, engines warmed up), before audio
     flows. Python's full (generation 2) collection runs on whichever thread allocates at the time,
@@ -135,9 +135,10 @@ def startup_objects_frozen() -> Iterator[None]:
     so an estimate due meanwhile waited that long, every 20 s or so. :func:`gc.freeze` moves those
     objects to a generation that is never scanned, and later full collections scan only what the
     stream itself made since; on leaving, they return to the collector (so that exit frees them).
-    An application-wide setting: the command-line entry points use it, the library never does.
+    No collection runs first: one would cost ~100 ms of start-up, and whatever garbage start-up left
+    only waits until exit. An application-wide setting: the command-line entry points use it, the
+    library never does.
     """
-    gc.collect()
     gc.freeze()
     try:
         yield
