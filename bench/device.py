@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from bench.common import RESULTS_DIR, Row, gtzan_clips, loadavg, report
-from bench.pulse import PulseUnavailableError, alive, cli, null_sink
+from bench.pulse import PulseUnavailableError, alive, cli, default_sigint, null_sink
 from streamgenre.sources import decode_file
 
 SINK = "streamgenre_bench_sink"
@@ -90,12 +90,14 @@ def measure(cmd: list[str], env: dict[str, str], warm: float, seconds: float, te
         master, slave = pty.openpty()
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
         proc = subprocess.Popen(cmd, env=env | {"TERM": "xterm-256color", "COLORTERM": "truecolor"},
-                                stdin=slave, stdout=slave, stderr=subprocess.PIPE, text=True, start_new_session=True)
+                                stdin=slave, stdout=slave, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                                preexec_fn=default_sigint)
         os.close(slave)
         reader = threading.Thread(target=_drain, args=(master,), daemon=True)
     else:
         master = -1
-        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                preexec_fn=default_sigint)
         reader = threading.Thread(target=lambda: lines.extend(proc.stdout or []), daemon=True)
     reader.start()
     err_reader = threading.Thread(target=lambda: errors.extend(proc.stderr or []), daemon=True)

@@ -39,6 +39,12 @@ def cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "streamgenre", *args]
 
 
+def default_sigint() -> None:
+    """``preexec_fn`` for a child that is to be stopped with Ctrl-C (SIGINT): undo an inherited SIG_IGN
+    (a shell starts background jobs with SIGINT ignored, and Python then installs no handler for it)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def alive(pid: int) -> bool:
     """True while ``pid`` runs (a zombie, exited but not yet reaped by its parent, counts as gone)."""
     try:

@@ -25,7 +25,16 @@ from pathlib import Path
 import pytest
 from conftest import REPO_ROOT
 
-from bench.pulse import PulseUnavailableError, cli, null_sink, private_env, run, start_daemon, stop_daemon
+from bench.pulse import (
+    PulseUnavailableError,
+    cli,
+    default_sigint,
+    null_sink,
+    private_env,
+    run,
+    start_daemon,
+    stop_daemon,
+)
 
 pytestmark = pytest.mark.audio
 
@@ -83,7 +92,8 @@ def _dominant(records: list[dict]) -> str | None:
 
 
 def _popen(cmd: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
-    return subprocess.Popen(cmd, env=env, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(cmd, env=env, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=default_sigint)  # the Ctrl-C test needs SIGINT handled
 
 
 def test_devices_lists_a_default_input(pulse_env: dict[str, str]) -> None:
