@@ -51,6 +51,7 @@ BLOCK_SECONDS = 0.1
 STAGES = ("resample", "mel", "prepare", "model", "smoother", "end_to_end")
 CLIP_LEVEL = 0.999  # |sample| at or above this counts as clipping (float capture saturates at 1.0)
 _MAX_HOP_S = 60.0
+FIRST_DURATIONS = 64  # provisional estimates' durations kept (a stream has a handful)
 BURST_GAP = 0.5  # a block captured within this many block periods of the previous one came in a burst
 BURST_MEMORY_BLOCKS = 100  # ... and windows are prepared one block earlier for this many blocks after a burst
 
@@ -159,24 +160,38 @@ def hop_frames_for(hop_seconds: float, model: GenreModel, block_seconds: float =
 
 
 class _StageTimer:
-    """Last/p50/p99/max of the most recent ``size`` durations (milliseconds), preallocated."""
+    """Last/p50/p99/max of the most recent ``size`` durations (milliseconds), preallocated.
+
+    Durations added with ``steady=False`` (a stream's first, provisional estimates: each window
+    computed whole, ~50 ms) become the last value but stay out of the percentiles, which describe the
+    steady state; they stand in only until the first steady duration comes.
+    """
 
     def __init__(self, size: int) -> None:
         self._values = np.zeros(size, np.float64)
+        self._first = np.zeros(FIRST_DURATIONS, np.float64)
+        self._firsts = 0
         self.count = 0
         self.last = 0.0
 
-    def add(self, ms: float) -> None:
-        self._values[self.count % len(self._values)] = ms
-        self.count += 1
+    def add(self, ms: float, steady: bool = True) -> None:
+        if steady:
+            self._values[self.count % len(self._values)] = ms
+            self.count += 1
+        elif self._firsts < len(self._first):
+            self._first[self._firsts] = ms
+            self._firsts += 1
         self.last = ms
 
     def timing(self) -> StageTiming:
-        if self.count == 0:
+        values, count = self._values, self.count
+        if count == 0:
+            values, count = self._first, self._firsts
+        if count == 0:
             return StageTiming()
-        ordered = np.sort(self._values[: min(self.count, len(self._values))])
+        ordered = np.sort(values[: min(count, len(values))])
         p50, p99 = _quantile(ordered, 0.50), _quantile(ordered, 0.99)
-        return StageTiming(self.last, p50, p99, float(ordered[-1]), self.count)
+        return StageTiming(self.last, p50, p99, float(ordered[-1]), count)
 
 
 def _quantile(ordered: np.ndarray, q: float) -> float:
@@ -420,7 +435,7 @@ class Engine:
             return []
         t0 = time.perf_counter()
         results = self._scorer.score(batch.windows, batch.end_frames, batch.provisional)
-        self._timers["model"].add((time.perf_counter() - t0) * 1e3 / len(batch))
+        self._timers["model"].add((time.perf_counter() - t0) * 1e3 / len(batch), steady=not batch.provisional.any())
         return results
 
     def publish(self, results: Sequence[WindowResult]) -> Snapshot | None:
@@ -443,7 +458,7 @@ class Engine:
             self._last_estimate = est
             self.estimates += 1
             self._history.append((est.t, est.genre))
-            self._timers["end_to_end"].add((time.monotonic() - self._capture_time) * 1e3)
+            self._timers["end_to_end"].add((time.monotonic() - self._capture_time) * 1e3, steady=not result.provisional)
             snap = self._estimate_snapshot(est, result)
             self._snapshot = snap
             self._notify(snap)

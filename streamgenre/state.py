@@ -56,8 +56,10 @@ class Snapshot:
     level_dbfs, peak_dbfs, clipping
         Input level of the most recent block (RMS and peak, dBFS) and whether it clipped.
     timings
-        Stage name -> :class:`StageTiming` (``resample``, ``mel``, ``model``, ``smoother``,
-        ``end_to_end``: block captured -> estimate published).
+        Stage name -> :class:`StageTiming` (``resample``, ``mel``, ``prepare``, ``model``, ``smoother``,
+        ``end_to_end``: block captured -> estimate published). The percentiles of ``model`` and
+        ``end_to_end`` cover the full windows; a stream's first, provisional estimates (each window
+        computed whole) count in them only until the first full window.
     overflows
         Frames dropped because the ring buffer was full (the worker fell behind).
     input_overflows

@@ -288,6 +288,24 @@ def test_windows_are_prepared_a_block_earlier_for_a_source_that_delivers_in_burs
     assert all(1 < f <= most_fresh for f in fresh[1:]) and max(fresh) > most_fresh - 4, fresh
 
 
+def test_latency_percentiles_describe_full_windows_not_the_provisional_first_estimates(
+        model: GenreModel, gtzan_dir: Path) -> None:
+    engine = Engine(model, source_info=SourceInfo("file", "test", 16000, 1))
+    engine.warmup()
+    audio = decode_file(gtzan_dir / "jazz" / "jazz.00000.flac", 16000)[: 8 * 16000]
+    snaps = [engine.step(audio[i:i + 1600]) for i in range(0, len(audio) - 1599, 1600)]  # captured: now
+    estimates = [s for s in snaps if s is not None]
+    provisional = [s for s in estimates if s.provisional]
+    full = [s for s in estimates if not s.provisional]
+    assert provisional and len(full) >= 8
+    first = provisional[-1].timings["end_to_end"]
+    assert first.count == len(provisional)  # until a full window comes, the first estimates stand in
+    last = full[-1].timings["end_to_end"]
+    assert last.count == len(full) and last.max_ms < max(p.timings["end_to_end"].last_ms for p in provisional)
+    assert full[-1].timings["model"].count == len(full)
+    assert engine.summary()["latency_p99_ms"] == pytest.approx(last.p99_ms)
+
+
 def test_startup_objects_are_frozen_while_running_and_returned_after() -> None:
     import gc
 
