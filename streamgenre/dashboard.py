@@ -279,22 +279,13 @@ def _bar(value: float, raw: float, width: int, color: str) -> Text:
     return out
 
 
-_FITTED: dict[tuple[str, int], str] = {}
-
-
+@functools.lru_cache(maxsize=4096)
 def _fit_label(label: str, width: int) -> str:
     """``label`` (cleaned) cut with an ellipsis or padded to exactly ``width`` cells; cached (labels repeat)."""
-    key = (label, width)
-    fitted = _FITTED.get(key)
-    if fitted is None:
-        text = _clean(label)
-        if cell_len(text) > width:
-            text = set_cell_size(text, max(0, width - 1)) + "…" if width > 0 else ""
-        fitted = set_cell_size(text, width)
-        if len(_FITTED) >= 4096:  # labels of many models: start over rather than grow
-            _FITTED.clear()
-        _FITTED[key] = fitted
-    return fitted
+    text = _clean(label)
+    if cell_len(text) > width:
+        text = set_cell_size(text, max(0, width - 1)) + "…" if width > 0 else ""
+    return set_cell_size(text, width)
 
 
 def _bars_section(frame: _Frame, snap: Snapshot, inner: int, rows: int) -> list[Text | Line]:
@@ -549,7 +540,6 @@ def _box(frame: _Frame, lines: Sequence[Text | Line], title: str | Text, width: 
     around ``lines`` (one cell of padding each side; cut or padded to fit). Drawn directly: a rich
     ``Panel`` in a ``Table`` grid costs several times as much per redraw."""
     inner = max(0, width - 4)
-    style = frame.console.get_style(border)
     top = Text("╭─", style=border, no_wrap=True)
     name = _fit(title if isinstance(title, Text) else Text(title), max(0, width - 6))
     if name.plain:
@@ -557,12 +547,12 @@ def _box(frame: _Frame, lines: Sequence[Text | Line], title: str | Text, width: 
         top.append_text(name)
         top.append(" ")
     top.append("─" * max(0, width - 1 - cell_len(top.plain)) + "╮", style=border)
-    left, right, blank = Segment("│ ", style), Segment(" │", style), Segment(" " * inner)
+    left, right, blank = frame.segment("│ ", border), frame.segment(" │", border), Segment(" " * inner)
     body = []
     for i in range(max(0, height - 2)):
         line = lines[i] if i < len(lines) else [blank]
         body.append([left, *(frame.render(_fit(line, inner, pad=True)) if isinstance(line, Text) else line), right])
-    return [frame.render(_fit(top, width)), *body, [Segment("╰" + "─" * max(0, width - 2) + "╯", style)]]
+    return [frame.render(_fit(top, width)), *body, [frame.segment("╰" + "─" * max(0, width - 2) + "╯", border)]]
 
 
 # ------------------------------------------------------------------------------------------------ layouts

@@ -314,7 +314,6 @@ class Engine:
         self._prepared_for: int | None = None  # end frame of the window prepared last
         self._urgent = True  # an estimate may wait for the next block (see Capture.read_block)
         self._bursty = 0  # blocks left to prepare windows one block earlier (the source delivered a burst)
-        self._block_captured = 0.0  # capture time of the previous block
         self._hop_count = 0
         self._capture_time = time.monotonic()
         self._last_estimate: SmoothedEstimate | None = None
@@ -381,12 +380,11 @@ class Engine:
         """
         timers = self._timers
         x = np.asarray(block)
-        self._capture_time = time.monotonic() if capture_time is None else capture_time
-        if self.blocks and self._capture_time - self._block_captured < BURST_GAP * self.block_seconds:
+        previous, self._capture_time = self._capture_time, time.monotonic() if capture_time is None else capture_time
+        if self.blocks and self._capture_time - previous < BURST_GAP * self.block_seconds:
             self._bursty = BURST_MEMORY_BLOCKS  # this block came with the previous one
         elif self._bursty:
             self._bursty -= 1
-        self._block_captured = self._capture_time
         t0 = time.perf_counter()
         mono = self._resampler.process(x)
         t1 = time.perf_counter()
