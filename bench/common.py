@@ -53,6 +53,12 @@ def machine_info() -> dict[str, Any]:
             "onnxruntime": onnxruntime.__version__, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
 
 
+def stat_cpu_seconds(stat: Path) -> float:
+    """User + system CPU seconds in a Linux ``/proc/<pid>/stat`` or ``/proc/<pid>/task/<tid>/stat`` file."""
+    fields = stat.read_text().rsplit(")", 1)[1].split()  # (the command name may hold spaces and ")")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def shared_data_dir() -> Path:
     """``$STREAMGENRE_SHARED_DATA`` or ``../shared/data`` beside the repository."""
     override = os.environ.get("STREAMGENRE_SHARED_DATA")

@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.common import RESULTS_DIR, Row, gtzan_clips, loadavg, report
+from bench.common import RESULTS_DIR, Row, gtzan_clips, loadavg, report, stat_cpu_seconds
 from bench.pulse import PulseUnavailableError, alive, cli, default_sigint, null_sink
 from streamgenre.sources import decode_file
 
@@ -53,8 +53,7 @@ RATE = 48000
 
 def process_cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of every thread of process ``pid`` so far (Linux ``/proc``)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return stat_cpu_seconds(Path(f"/proc/{pid}/stat"))
 
 
 def write_music(path: Path, seconds: float) -> str:

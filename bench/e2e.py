@@ -37,7 +37,17 @@ from typing import Any
 
 import numpy as np
 
-from bench.common import RESULTS_DIR, Row, gtzan_clips, loadavg, peak_rss_mb, report, reset_peak_rss, rss_mb
+from bench.common import (
+    RESULTS_DIR,
+    Row,
+    gtzan_clips,
+    loadavg,
+    peak_rss_mb,
+    report,
+    reset_peak_rss,
+    rss_mb,
+    stat_cpu_seconds,
+)
 from streamgenre.capture import Capture
 from streamgenre.engine import BLOCK_SECONDS, Engine
 from streamgenre.live import LIVE_THREADS
@@ -239,15 +249,13 @@ class _DashboardThread:
 
 def thread_cpu_seconds() -> dict[int, float]:
     """CPU seconds (user + system) of each thread of this process, by native thread id (Linux)."""
-    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
     out: dict[int, float] = {}
     task_dir = Path("/proc/self/task")
     if not task_dir.is_dir():
         return out
     for entry in task_dir.iterdir():
         try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            out[int(entry.name)] = (int(fields[11]) + int(fields[12])) / tick
+            out[int(entry.name)] = stat_cpu_seconds(entry / "stat")
         except (OSError, ValueError, IndexError):
             continue
     return out
