@@ -104,3 +104,76 @@ def test_import_command_reproduces_the_shipped_models(musicnn_dir, tmp_path):
         assert fresh.contract == shipped.contract
         np.testing.assert_allclose(fresh.predict(patches)["tags"], shipped.predict(patches)["tags"], atol=1e-6)
         assert fresh.contract.metrics["parity_with_original_tensorflow"]["tags_abs"] < 1e-4
+
+
+def _musicnn_with_constant_filters(seed: int) -> tuple[torch.nn.Module, list[list[int]]]:
+    """A randomly weighted musicnn whose front-end blocks each have some all-zero (constant) filters."""
+    from training.musicnn_port import Musicnn
+
+    generator = torch.Generator().manual_seed(seed)
+    model = Musicnn().eval()
+    constant = []
+    with torch.no_grad():
+        for name, tensor in [*model.named_parameters(), *model.named_buffers()]:
+            if name.endswith(("weight", "bias", "shift")):
+                tensor.copy_(torch.randn(tensor.shape, generator=generator) * 0.05)
+            elif name.endswith("scale"):  # some negative: the blocks fold the sign into their weights
+                tensor.copy_(torch.randn(tensor.shape, generator=generator))
+        for block in [*model.timbral, *model.temporal]:
+            count = block.conv.out_channels
+            rows = torch.randperm(count, generator=generator)[: count * 3 // 4].sort().values
+            block.conv.weight[rows] = 0.0
+            constant.append(rows.tolist())
+    return model, constant
+
+
+@pytest.mark.parametrize("frames", [187, 40])
+def test_pruning_constant_filters_keeps_every_output(frames):
+    import copy
+
+    from training.import_musicnn import streaming_spec
+    from training.musicnn_port import StreamingMusicnn
+
+    full, constant = _musicnn_with_constant_filters(seed=frames)
+    pruned = copy.deepcopy(full)
+    kept = pruned.prune_constant_filters()
+    blocks = [*full.timbral, *full.temporal]
+    assert list(kept.values()) == [b.conv.out_channels - len(rows) for b, rows in zip(blocks, constant, strict=True)]
+    patches = torch.randn(3, frames, 96, generator=torch.Generator().manual_seed(1)) * 2 + 1
+    with torch.no_grad():
+        for name, a, b in zip(["tags", "embedding", "max_pool", "mean_pool"], full(patches), pruned(patches),
+                              strict=True):
+            assert a.shape == b.shape, name
+            np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-5, atol=1e-5 * float(a.abs().max()), err_msg=name)
+        # the mid-end prefix (the window's first frames, computed ahead) on the kept channels only
+        x = full.input_bn(patches.unsqueeze(1))
+        front_full = torch.cat([b(x) for b in blocks], dim=1)
+        front_kept = torch.cat([b(pruned.input_bn(patches.unsqueeze(1))) for b in [*pruned.timbral, *pruned.temporal]],
+                               dim=1)
+        assert front_kept.shape[1] == sum(kept.values())
+        expected = full.midend_prefix(front_full[:, :, :30]).numpy()
+        np.testing.assert_allclose(pruned.midend_prefix(front_kept[:, :, :30]).numpy(), expected, rtol=1e-5,
+                                   atol=1e-5 * np.abs(expected).max())
+    spec = streaming_spec(StreamingMusicnn(pruned))
+    assert spec.channels == sum(kept.values())
+    assert [p.channels for p in spec.parts] == [kept["timbral38"] + kept["timbral67"], kept["temporal128"],
+                                               kept["temporal64"], kept["temporal32"]]
+    with pytest.raises(ValueError, match="already pruned"):
+        pruned.prune_constant_filters()
+
+
+def test_msd_musicnn_computes_64_of_its_561_front_end_channels(musicnn_dir):
+    from streamgenre.model import load_model
+    from training.import_musicnn import build_backbone, read_weights
+
+    weights = read_weights(musicnn_dir / "MSD_musicnn")
+    full, pruned = build_backbone(weights, prune=False), build_backbone(weights)
+    assert [b.conv.out_channels for b in [*pruned.timbral, *pruned.temporal]] == [23, 14, 3, 7, 17]
+    patches = torch.from_numpy(np.load(require_shared("musicnn_ref", "jazz.00000.npz"))["patches"])
+    with torch.no_grad():
+        for name, a, b in zip(["tags", "embedding", "max_pool", "mean_pool"], full(patches), pruned(patches),
+                              strict=True):
+            np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-5, atol=1e-5 * float(a.abs().max()), err_msg=name)
+    for name in ("msd_musicnn", "gtzan_musicnn"):
+        assert load_model(REPO_ROOT / "models" / f"{name}.onnx", provider="cpu", warmup=False).contract.streaming \
+            .channels == 64

@@ -32,21 +32,43 @@ from training.tf_checkpoint import CheckpointReader
 
 MUSICNN_MEL = MelConfig(sample_rate=16000, n_fft=512, hop_length=256, n_mels=96, log="log10p", log_scale=10000.0)
 WINDOW_FRAMES = 187
-STREAMING = StreamingSpec(
-    cache_input="front_cache",
-    parts=tuple(
-        FeaturePart(f"{name}_frames", f"{name}_features", f"{name}_left_frames", f"{name}_left_features",
-                    channels, before, after,
-                    *((f"{name}_known_frames", f"{name}_partial", f"{name}_window_partial") if partial else ()))
-        for name, channels, (before, after), partial in StreamingMusicnn.parts()
-    ),
-    mid=MidendSpec("mid_cache", "mid_known", "front_prefix", "mid_prefix", channels=3 * 64, layers=3,
-                   context=MIDEND_CONTEXT),
-    fresh_input="fresh",
-    fresh_output="fresh_features",
-)
-OUTPUT_NAMES = ["tags", "embedding", "max_pool", "mean_pool", STREAMING.fresh_output, *STREAMING.feature_outputs,
-                STREAMING.mid.prefix_output]
+FRESH_OUTPUT = "fresh_features"
+MID_PREFIX_OUTPUT = "mid_prefix"
+
+
+def streaming_spec(module: StreamingMusicnn) -> StreamingSpec:
+    """The contract's streaming section of a (pruned or full) musicnn: its feature parts' inputs,
+    outputs and channel counts, and its mid end."""
+    return StreamingSpec(
+        cache_input="front_cache",
+        parts=tuple(
+            FeaturePart(f"{name}_frames", f"{name}_features", f"{name}_left_frames", f"{name}_left_features",
+                        channels, before, after,
+                        *((f"{name}_known_frames", f"{name}_partial", f"{name}_window_partial") if partial else ()))
+            for name, channels, (before, after), partial in module.parts()
+        ),
+        mid=MidendSpec("mid_cache", "mid_known", "front_prefix", MID_PREFIX_OUTPUT, channels=3 * 64, layers=3,
+                       context=MIDEND_CONTEXT),
+        fresh_input="fresh",
+        fresh_output=FRESH_OUTPUT,
+    )
+
+
+def output_names(spec: StreamingSpec) -> list[str]:
+    """The graph outputs of an exported streaming musicnn, in the order its ``forward`` returns them."""
+    return ["tags", "embedding", "max_pool", "mean_pool", spec.fresh_output, *spec.feature_outputs,
+            spec.mid.prefix_output]
+
+
+def build_backbone(weights: dict[str, np.ndarray], prune: bool = True) -> Musicnn:
+    """musicnn with a checkpoint's weights, its constant front-end filters pruned (see
+    :meth:`Musicnn.prune_constant_filters`) unless ``prune`` is False."""
+    backbone = Musicnn().eval()
+    load_musicnn_weights(backbone, weights)
+    if prune:
+        backbone.prune_constant_filters()
+    return backbone
+
 
 MSD_TAGS = ['rock', 'pop', 'alternative', 'indie', 'electronic', 'female vocalists', 'dance', '00s',
             'alternative rock', 'jazz', 'beautiful', 'metal', 'chillout', 'male vocalists', 'classic rock', 'soul',
@@ -88,7 +110,7 @@ def read_weights(checkpoint_dir: Path) -> dict[str, np.ndarray]:
     return {name: reader.read(name) for name in reader.entries if not any(s in name for s in skip)}
 
 
-def build_contract(key: str, parameters: int) -> ModelContract:
+def build_contract(key: str, parameters: int, streaming: StreamingSpec) -> ModelContract:
     """The metadata of one converted musicnn model."""
     name, tags, genres, data = MODELS[key]
     outputs = {
@@ -108,7 +130,7 @@ def build_contract(key: str, parameters: int) -> ModelContract:
     }
     return ModelContract(name=name, input_name="mel", window_frames=WINDOW_FRAMES, mel_config=MUSICNN_MEL,
                          outputs=outputs, genre_output="tags", genre_labels=tuple(genres), tag_output="tags",
-                         provenance=provenance, streaming=STREAMING)
+                         provenance=provenance, streaming=streaming)
 
 
 def check_against_reference(path: Path, key: str, reference_dir: Path) -> dict[str, float]:
@@ -148,19 +170,20 @@ def main(argv: list[str] | None = None) -> int:
     source = args.musicnn_dir or find_musicnn_dir()
     for key, (name, *_rest) in MODELS.items():
         weights = read_weights(source / key)
-        backbone = Musicnn().eval()
-        load_musicnn_weights(backbone, weights)
-        torch_model = StreamingMusicnn(backbone).eval()
+        torch_model = StreamingMusicnn(build_backbone(weights)).eval()
+        spec = streaming_spec(torch_model)
         parameters = int(sum(w.size for w in weights.values()))
-        path = export_with_contract(torch_model, build_contract(key, parameters), OUTPUT_NAMES,
+        names = output_names(spec)
+        path = export_with_contract(torch_model, build_contract(key, parameters, spec), names,
                                     args.out / f"{name}.onnx")
         if args.check.is_dir():
             worst = check_against_reference(path, key, args.check)
-            contract = build_contract(key, parameters)
+            contract = build_contract(key, parameters, spec)
             contract.metrics.update({"parity_with_original_tensorflow": worst})
-            export_with_contract(torch_model, contract, OUTPUT_NAMES, path)
-            print(f"{path}: {parameters} parameters; parity vs original TF on {worst['reference_files']} files: "
-                  f"tags max abs {worst['tags_abs']:.2e}, embedding max rel {worst['embedding_rel']:.2e}")
+            export_with_contract(torch_model, contract, names, path)
+            print(f"{path}: {parameters} parameters, {spec.channels} of 561 front-end channels computed; parity vs "
+                  f"original TF on {worst['reference_files']} files: tags max abs {worst['tags_abs']:.2e}, "
+                  f"embedding max rel {worst['embedding_rel']:.2e}")
         else:
             print(f"{path}: {parameters} parameters (no reference outputs at {args.check}: parity not checked)")
         onnx.checker.check_model(str(path))

@@ -285,29 +285,29 @@ class HeadTrainer:
 
     def contract_parts(self, labels: tuple[str, ...]) -> dict:
         """Contract fields of the exported graph (outputs, tag output, streaming section)."""
-        from training.import_musicnn import STREAMING
-
         backbone = self.model.contract
         outputs = {
             "genre": OutputSpec("genre", "softmax", labels),
             **{name: backbone.outputs[name] for name in ("tags", "embedding", "max_pool", "mean_pool")},
         }
-        return {"outputs": outputs, "tag_output": "tags", "streaming": STREAMING}
+        return {"outputs": outputs, "tag_output": "tags", "streaming": backbone.streaming}
 
     def export(self, result: FitResult, contract: ModelContract, path: Path) -> Path:
         """Write backbone + head as one ONNX graph and check it against the cached backbone outputs."""
-        from training.import_musicnn import OUTPUT_NAMES, find_musicnn_dir, read_weights
-        from training.musicnn_port import Musicnn, StreamingMusicnn, load_musicnn_weights
+        from training.import_musicnn import build_backbone, find_musicnn_dir, output_names, read_weights, streaming_spec
+        from training.musicnn_port import StreamingMusicnn
         from training.onnx_export import export_with_contract
 
         try:
             source = find_musicnn_dir()
         except SystemExit as exc:
             raise TrainingError(str(exc)) from None
-        backbone = Musicnn().eval()
-        load_musicnn_weights(backbone, read_weights(source / CHECKPOINT_KEYS[self.model.contract.name]))
+        backbone = build_backbone(read_weights(source / CHECKPOINT_KEYS[self.model.contract.name]))
         module = StreamingMusicnn(backbone, result.module.eval()).eval()
-        export_with_contract(module, contract, ["genre", *OUTPUT_NAMES], path)
+        if contract.streaming != streaming_spec(module):
+            raise TrainingError(f"{self.backbone_path}: its streaming layout differs from the checkpoint's pruned "
+                                "musicnn; reconvert the backbone with python -m training.import_musicnn")
+        export_with_contract(module, contract, ["genre", *output_names(contract.streaming)], path)
         self._check_export(path, result.module)
         return path
 

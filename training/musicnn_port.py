@@ -22,6 +22,7 @@ TIMBRAL_FILTERS = int(NUM_FILT_FRONTEND * 128)  # 204
 TEMPORAL_FILTERS = int(NUM_FILT_FRONTEND * 32)  # 51
 TIMBRAL_HEIGHTS = (int(0.4 * N_MELS), int(0.7 * N_MELS))  # 38, 67 mel bands
 TEMPORAL_LENGTHS = (128, 64, 32)  # frames
+CONSTANT_FILTER_TOLERANCE = 1e-6  # a filter whose spread is below this share of its block's largest is constant
 
 
 def _tf_same_padding(kernel: int) -> tuple[int, int]:
@@ -50,6 +51,11 @@ class FrozenBatchNorm(nn.Module):
         shape[self.dim] = -1
         return x * self.scale.view(shape) + self.shift.view(shape)
 
+    def keep(self, index: torch.Tensor) -> None:
+        """Keep the channels ``index`` (in that order), in place."""
+        self.scale = self.scale[index].clone()
+        self.shift = self.shift[index].clone()
+
 
 class FrontendBlock(nn.Module):
     """conv -> ReLU -> batch norm -> max over all mel positions, as musicnn's timbral/tempo blocks.
@@ -73,6 +79,29 @@ class FrontendBlock(nn.Module):
 
     def _sign(self) -> torch.Tensor:
         return torch.where(self.bn.scale >= 0, 1.0, -1.0)
+
+    def output_spread(self) -> torch.Tensor:
+        """Per filter, how far its feature can move per unit of input: ``|bn scale| * sum |weights|``.
+
+        A filter whose spread is zero outputs one constant whatever the input (its weights or its
+        norm's scale were driven to zero in training).
+        """
+        weights = self.conv.weight.detach().double().flatten(1)
+        return weights.abs().sum(dim=1) * self.bn.scale.double().abs()
+
+    def constant_features(self) -> torch.Tensor:
+        """Each filter's feature when its weights are taken as zero: ``bn(relu(bias))`` (float64)."""
+        bias = self.conv.bias.detach().double()
+        return F.relu(bias) * self.bn.scale.double() + self.bn.shift.double()
+
+    def keep_filters(self, index: torch.Tensor) -> None:
+        """Shrink the block, in place, to the filters ``index`` (in that order)."""
+        conv = nn.Conv2d(1, len(index), self.conv.kernel_size)
+        with torch.no_grad():
+            conv.weight.copy_(self.conv.weight[index])
+            conv.bias.copy_(self.conv.bias[index])
+        self.conv = conv
+        self.bn.keep(index)
 
     def signed_conv(self, x: torch.Tensor) -> torch.Tensor:
         """The convolution with each filter's sign folded in: ``(B, filters, frames, positions)``."""
@@ -151,6 +180,74 @@ class Musicnn(nn.Module):
         self.dense = nn.Linear(pooled, backend_units)
         self.dense_bn = FrozenBatchNorm(backend_units)
         self.output = nn.Linear(backend_units, num_classes)
+        self.frontend_channels = frontend_channels
+        # Set by prune_constant_filters: the features of the filters removed, and where every original
+        # front-end channel sits in (kept channels, removed channels).
+        self.register_buffer("constant_front", torch.zeros(0))
+        self.register_buffer("front_order", torch.arange(frontend_channels))
+
+    @property
+    def pruned(self) -> bool:
+        """Whether :meth:`prune_constant_filters` removed front-end filters."""
+        return self.constant_front.numel() > 0
+
+    def prune_constant_filters(self, tolerance: float = CONSTANT_FILTER_TOLERANCE) -> dict[str, int]:
+        """Drop, in place, the front-end filters whose features are constant, keeping the model's outputs.
+
+        A front-end filter whose :meth:`FrontendBlock.output_spread` is at most ``tolerance`` times
+        its block's largest gives the same feature for every input (``bn(relu(bias))``); training
+        drove most of musicnn's there (MSD_musicnn keeps 64 of its 561). The block stops computing
+        them; the first mid-end layer gets their summed contribution as the weights of one extra
+        input channel of ones (:meth:`_mid_input`), which the window's zero padding reaches exactly
+        as it reaches the features; the pooled outputs get their constant back in place. Outputs are
+        unchanged but for the dropped spread (below ``tolerance``) and float rounding.
+
+        Returns
+        -------
+        dict
+            Block name -> filters kept.
+        """
+        if self.pruned:
+            raise ValueError("the model is already pruned")
+        kept_rows, constant_rows, constants, kept = [], [], [], {}
+        row = 0
+        names = [f"timbral{h}" for h in TIMBRAL_HEIGHTS] + [f"temporal{length}" for length in TEMPORAL_LENGTHS]
+        for name, block in zip(names, [*self.timbral, *self.temporal], strict=True):
+            spread = block.output_spread()
+            live = spread > tolerance * spread.max()
+            index = torch.nonzero(live).flatten()
+            kept_rows.append(row + index)
+            constant_rows.append(row + torch.nonzero(~live).flatten())
+            constants.append(block.constant_features()[~live])
+            block.keep_filters(index)
+            kept[name] = len(index)
+            row += len(live)
+        kept_rows, constant_rows = torch.cat(kept_rows), torch.cat(constant_rows)
+        constant = torch.cat(constants)
+        first = self.midend[0]
+        weight = first.weight.detach().double()
+        ones_weights = (weight[:, constant_rows] * constant.view(1, -1, 1)).sum(dim=1, keepdim=True)
+        conv = nn.Conv1d(len(kept_rows) + 1, first.out_channels, first.kernel_size, padding=first.padding)
+        with torch.no_grad():
+            conv.weight.copy_(torch.cat([weight[:, kept_rows], ones_weights], dim=1).float())
+            conv.bias.copy_(first.bias)
+        self.midend[0] = conv
+        order = torch.empty(self.frontend_channels, dtype=torch.int64)
+        order[torch.cat([kept_rows, constant_rows])] = torch.arange(self.frontend_channels)
+        self.front_order = order
+        self.constant_front = constant.float()
+        return kept
+
+    def _mid_input(self, front: torch.Tensor) -> torch.Tensor:
+        """The first mid-end layer's input: the front-end features, and a channel of ones once pruned."""
+        return torch.cat([front, torch.ones_like(front[:, :1])], dim=1) if self.pruned else front
+
+    def _full_front(self, pooled: torch.Tensor) -> torch.Tensor:
+        """A pooling of the kept front-end channels with the removed ones' constants back in place."""
+        if not self.pruned:
+            return pooled
+        constant = self.constant_front.view(1, -1).expand(pooled.shape[0], -1)
+        return torch.cat([pooled, constant], dim=1)[:, self.front_order]
 
     def forward(self, patches: torch.Tensor) -> tuple[torch.Tensor, ...]:
         embedding, max_pool, mean_pool = self.embed(patches)
@@ -175,7 +272,7 @@ class Musicnn(nn.Module):
         (see :meth:`midend_prefix`) and only the later frames are computed.
         """
         features = [front]
-        h = front
+        h = self._mid_input(front)
         for index, (conv, bn) in enumerate(zip(self.midend, self.midend_bn, strict=True)):
             if mid_cache is None:
                 out = bn(F.relu(conv(h)))
@@ -189,9 +286,10 @@ class Musicnn(nn.Module):
                 rows = slice(index * conv.out_channels, (index + 1) * conv.out_channels)
                 h = torch.cat([mid_cache[:, rows, :start], out], dim=2)
             features.append(h)
-        mid = torch.cat(features, dim=1)  # (B, 753, T)
-        max_pool = mid.amax(dim=2)
-        mean_pool = mid.mean(dim=2)
+        mid = torch.cat(features, dim=1)  # (B, 753, T); fewer front-end channels once pruned
+        front_rows = front.shape[1]
+        max_pool, mean_pool = (torch.cat([self._full_front(pool[:, :front_rows]), pool[:, front_rows:]], dim=1)
+                               for pool in (mid.amax(dim=2), mid.mean(dim=2)))
         # TF concatenates (B, 753, 1) poolings on the last axis and flattens: channels interleave.
         flat = self.pool_bn(torch.stack([max_pool, mean_pool], dim=2).flatten(1))
         embedding = self.dense_bn(F.relu(self.dense(flat)))
@@ -205,7 +303,7 @@ class Musicnn(nn.Module):
         see the window's start padding but none of the frames after ``n``), zeros after them.
         """
         n = front.shape[2]
-        h, layers = front, []
+        h, layers = self._mid_input(front), []
         for index, (conv, bn) in enumerate(zip(self.midend, self.midend_bn, strict=True)):
             out = bn(F.relu(F.conv1d(F.pad(h, (MIDEND_CONTEXT, 0)), conv.weight, conv.bias)))
             h = out if index == 0 else out + h[:, :, : out.shape[2]]
@@ -270,7 +368,6 @@ def load_musicnn_weights(model: Musicnn, weights: Mapping[str, np.ndarray]) -> N
 
 
 TIMBRAL_CONTEXT = (3, 3)  # frames of context before/after a timbral feature (7-frame kernels)
-TIMBRAL_CHANNELS = len(TIMBRAL_HEIGHTS) * TIMBRAL_FILTERS  # 408
 
 
 class StreamingMusicnn(nn.Module):
@@ -306,17 +403,18 @@ class StreamingMusicnn(nn.Module):
         self.backbone = backbone
         self.head = head
 
-    @staticmethod
-    def parts() -> list[tuple[str, int, tuple[int, int], bool]]:
-        """``(name, channels, (before, after), has_partial)`` of each feature group, in cache order."""
-        temporal = [(f"temporal{length}", TEMPORAL_FILTERS, _tf_same_padding(length), True)
-                    for length in TEMPORAL_LENGTHS]
-        return [("timbral", TIMBRAL_CHANNELS, TIMBRAL_CONTEXT, False), *temporal]
+    def parts(self) -> list[tuple[str, int, tuple[int, int], bool]]:
+        """``(name, channels, (before, after), has_partial)`` of each feature group, in cache order (the
+        channels the backbone computes: fewer than musicnn's 408 and 51 once it is pruned)."""
+        timbral = sum(block.conv.out_channels for block in self.backbone.timbral)
+        temporal = [(f"temporal{length}", block.conv.out_channels, _tf_same_padding(length), True)
+                    for length, block in zip(TEMPORAL_LENGTHS, self.backbone.temporal, strict=True)]
+        return [("timbral", timbral, TIMBRAL_CONTEXT, False), *temporal]
 
     def partial_example(self, fresh: int) -> tuple[torch.Tensor, ...]:
         """Zero tensors shaped like the temporal groups' partials for ``fresh`` new frames (for export)."""
-        return tuple(torch.zeros(TEMPORAL_FILTERS * (fresh + after), N_MELS)
-                     for _, _, (_, after), partial in self.parts() if partial)
+        return tuple(torch.zeros(channels * (fresh + after), N_MELS)
+                     for _, channels, (_, after), partial in self.parts() if partial)
 
     def _groups(self) -> list[tuple[nn.Module | None, tuple[int, int]]]:
         """(block, time padding) per feature group; None stands for both timbral blocks."""
