@@ -10,6 +10,7 @@ on machines without the PortAudio library.
 
 from __future__ import annotations
 
+import collections
 import math
 import time
 from dataclasses import dataclass
@@ -32,6 +33,10 @@ POLL_S = 0.0005  # the worker's poll period while a block is due (see Capture.re
 WAKE_LEAD_S = 0.004  # the worker sleeps until this long before the next block is due, then polls
 LAZY_WAIT_S = 0.001  # ... or, when the block may wait (no estimate hangs on it), until this long after
 BURST_WAIT_S = 0.002  # ... after looking this long for a block that came with the previous one
+LATE_S = 0.008  # a block this late comes with the next one (bursty drivers): it is looked for less often,
+LATE_POLL_S = 0.001  # ... this often when an estimate waits for it,
+LATE_LAZY_POLL_S = 0.004  # ... and this often when none does
+ARRIVAL_HISTORY = 9  # blocks whose arrivals give a faster source's period (see Capture._expect_next)
 STALL_TIMEOUT_S = 5.0
 """A running device that delivers nothing for this long is treated as lost."""
 
@@ -226,7 +231,7 @@ class Capture:
         self.ring = RingBuffer(max(4 * self.blocksize, round(self.sample_rate * ring_seconds)), self.channels,
                                poll_interval=POLL_S)
         self._next_due: float | None = None  # when the next block should arrive (monotonic seconds)
-        self._last_captured: float | None = None
+        self._arrivals: collections.deque[float] = collections.deque(maxlen=ARRIVAL_HISTORY)
         self._times = np.zeros(TIME_SLOTS, np.float64)  # arrival time of callback k at k % TIME_SLOTS
         self._ends = np.zeros(TIME_SLOTS, np.int64)  # ring.written_total after callback k
         self.callbacks = 0
@@ -288,26 +293,41 @@ class Capture:
             for :data:`STALL_TIMEOUT_S` seconds.
         """
         due = self._next_due
+        ring, frames = self.ring, self.blocksize
+        deadline = time.monotonic() + timeout
         # Blocks arrive one period apart: sleep most of the gap in one go, then poll finely, so a block
         # waits well under a millisecond without hundreds of wake-ups per second. PulseAudio hands
-        # PortAudio two blocks at once every few periods, and the second callback may be waiting for the
-        # GIL while the worker handles the first: look for it briefly before sleeping a whole period.
-        if due is not None and not self.ring.wait_available(self.blocksize, BURST_WAIT_S if urgent else POLL_S):
-            lead = due + (-WAKE_LEAD_S if urgent else LAZY_WAIT_S) - time.monotonic()
-            if lead > 0:
-                time.sleep(min(lead, timeout))
-        if not self.ring.wait_available(self.blocksize, timeout):
+        # PortAudio two blocks at once every few periods: the second callback may be waiting for the
+        # GIL while the worker handles the first, so look for it briefly before sleeping a whole period;
+        # and a block that is late will come with the next one, a period later, so once it is LATE_S
+        # late, look for it less often.
+        if due is not None and not ring.wait_available(frames, BURST_WAIT_S if urgent else POLL_S):
+            wake = min(due + (-WAKE_LEAD_S if urgent else LAZY_WAIT_S), deadline) - time.monotonic()
+            if wake > 0:
+                time.sleep(wake)
+            fine = min(due + LATE_S, deadline) - time.monotonic()
+            if fine > 0:
+                ring.wait_available(frames, fine)
+        if not ring.wait_available(frames, max(0.0, deadline - time.monotonic()),
+                                   LATE_POLL_S if urgent else LATE_LAZY_POLL_S):
             self._check_alive()
             return None
-        self.ring.read_into(self._block)
+        ring.read_into(self._block)
         self._last_data = time.monotonic()
-        captured = self.capture_time(self.ring.read_total)
-        period = self.blocksize / self.sample_rate
-        if self._last_captured is not None:  # faster sources (replays) and bursty drivers: the last gap
-            period = min(period, max(0.0, captured - self._last_captured))
-        self._last_captured = captured
-        self._next_due = captured + period
+        captured = self.capture_time(ring.read_total)
+        self._next_due = self._expect_next(captured)
         return self._block, captured
+
+    def _expect_next(self, captured: float) -> float:
+        """When the block after the one captured at ``captured`` should arrive: one period later, the
+        nominal period or, for sources faster than real time (replays), the mean recent one. A
+        driver that hands over two blocks at once keeps the nominal period on average."""
+        arrivals = self._arrivals
+        arrivals.append(captured)
+        period = self.blocksize / self.sample_rate
+        if len(arrivals) > 1:
+            period = min(period, max(0.0, (captured - arrivals[0]) / (len(arrivals) - 1)))
+        return captured + period
 
     def _check_alive(self) -> None:
         name = self.info.name

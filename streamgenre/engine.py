@@ -396,9 +396,10 @@ class Engine:
         cache = self._scorer.cache
         windower = self._windower
         due_in = windower.next_end - windower.frames_seen
-        self._urgent = due_in <= self._prepare_lead  # the next block may complete a window: read it promptly
-        lead = due_in <= (self._burst_lead if self._bursty else self._prepare_lead) and \
-            self._prepared_for != windower.next_end
+        # The next block may complete a window, or (bursty drivers) come with the one that does: read it promptly.
+        reach = self._burst_lead if self._bursty else self._prepare_lead
+        self._urgent = due_in <= reach
+        lead = due_in <= reach and self._prepared_for != windower.next_end
         if self.prepare_between_windows and len(batch) == 0 and cache is not None and len(frames) and (
                 lead or windower.frames_seen - self._prepared_upto >= self._prepare_backlog):
             # The next window is due with the next block (or the one after): do all of its work the frames so

@@ -238,6 +238,22 @@ def test_capture_time_with_blocks_split_across_callbacks(sd: SimpleNamespace) ->
     assert first == cap._times[1] and second == cap._times[3]  # the callback holding the block's last frame
 
 
+@pytest.mark.parametrize(("arrivals", "expected"), [
+    ((0.0, 0.1, 0.3, 0.3), 0.4),  # two blocks at once (PulseAudio): the next one a period after, not at once
+    ((0.0, 0.1, 0.2, 0.3), 0.4),  # one block a period
+    ((0.0, 0.025, 0.05, 0.075), 0.1),  # a source 4x faster than real time (a replay): its own period
+])
+def test_next_block_is_expected_a_period_after_the_last(sd: SimpleNamespace, arrivals: tuple[float, ...],
+                                                        expected: float) -> None:
+    cap = make_capture(sd)
+    base = time.monotonic() - 10.0
+    for k, arrival in enumerate(arrivals):
+        cap.callback(np.zeros((cap.blocksize, 2), np.float32), cap.blocksize, None, Flags())
+        cap._times[k] = base + arrival  # as if the callback had come then
+        assert cap.read_block(0.0)[1] == base + arrival
+    assert cap._next_due == pytest.approx(base + expected)
+
+
 def test_callback_counts_overflows_and_flags(sd: SimpleNamespace) -> None:
     cap = make_capture(sd)  # ring of 4 blocks
     block = np.ones((cap.blocksize, 2), np.float32)

@@ -278,14 +278,22 @@ def test_windows_are_prepared_a_block_earlier_for_a_source_that_delivers_in_burs
 
     rng = np.random.default_rng(3)
     captured = 100.0
+    urgent, completing = [], []
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(model, "predict_stream", checked_predict)
         for k in range(100):
             captured += gaps[k % len(gaps)]
-            engine.step((0.05 * rng.standard_normal(1600)).astype(np.float32), captured)
+            urgent.append(engine._urgent)  # what the worker would have asked the source for block k
+            if engine.step((0.05 * rng.standard_normal(1600)).astype(np.float32), captured) is not None:
+                completing.append(k)
     assert len(fresh) >= 10
     assert fresh[0] == 1  # the first full window: nothing prepared yet
     assert all(1 < f <= most_fresh for f in fresh[1:]) and max(fresh) > most_fresh - 4, fresh
+    # a block that completes a window is read promptly; from bursty drivers, the one before it too (they may
+    # come together, and the first must not be picked up late)
+    steady = [k for k in completing if k > 40]
+    assert steady and all(urgent[k] for k in steady)
+    assert all(urgent[k - 1] for k in steady) == (len(gaps) > 1)
 
 
 def test_latency_percentiles_describe_full_windows_not_the_provisional_first_estimates(
