@@ -2,16 +2,17 @@
 
 The PortAudio callback (:meth:`Capture.callback`) runs on the audio driver's real-time thread. It
 only copies the block into the preallocated :class:`~streamgenre.ringbuffer.RingBuffer`, counts
-status flags in plain int attributes and stores the block's arrival time in a preallocated
-array: no array allocation, no locks, no logging, no jitted code. Mixdown and resampling happen
-in the engine's worker thread. ``sounddevice`` is imported lazily, so the offline commands work
-on machines without the PortAudio library.
+status flags in plain int attributes, stores the block's arrival time in a preallocated array and,
+when the worker waits for audio, releases the one lock it waits on (a plain lock: releasing it
+neither blocks nor allocates): no array allocation, no waiting, no logging, no jitted code.
+Mixdown and resampling happen in the engine's worker thread. ``sounddevice`` is imported lazily,
+so the offline commands work on machines without the PortAudio library.
 """
 
 from __future__ import annotations
 
-import collections
 import math
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -29,14 +30,6 @@ MAX_CHANNELS = 2
 """Channels captured at most (virtual devices such as ALSA ``default`` report 32 inputs)."""
 TIME_SLOTS = 4096
 """Callbacks whose arrival times are kept (~7 min at 100 ms blocks)."""
-POLL_S = 0.0005  # the worker's poll period while a block is due (see Capture.read_block)
-WAKE_LEAD_S = 0.004  # the worker sleeps until this long before the next block is due, then polls
-LAZY_WAIT_S = 0.001  # ... or, when the block may wait (no estimate hangs on it), until this long after
-BURST_WAIT_S = 0.002  # ... after looking this long for a block that came with the previous one
-LATE_S = 0.008  # a block this late comes with the next one (bursty drivers): it is looked for less often,
-LATE_POLL_S = 0.001  # ... this often when an estimate waits for it,
-LATE_LAZY_POLL_S = 0.004  # ... and this often when none does
-ARRIVAL_HISTORY = 9  # blocks whose arrivals give a faster source's period (see Capture._expect_next)
 STALL_TIMEOUT_S = 5.0
 """A running device that delivers nothing for this long is treated as lost."""
 
@@ -228,10 +221,11 @@ class Capture:
         """The ring, the arrival stamps and the counters, for ``sample_rate`` and ``channels`` as set;
         everything the callback and :meth:`read_block` use besides PortAudio (replays reuse it)."""
         self.blocksize = max(1, round(self.sample_rate * block_seconds))
-        self.ring = RingBuffer(max(4 * self.blocksize, round(self.sample_rate * ring_seconds)), self.channels,
-                               poll_interval=POLL_S)
-        self._next_due: float | None = None  # when the next block should arrive (monotonic seconds)
-        self._arrivals: collections.deque[float] = collections.deque(maxlen=ARRIVAL_HISTORY)
+        self.ring = RingBuffer(max(4 * self.blocksize, round(self.sample_rate * ring_seconds)), self.channels)
+        # Held while no audio has come since the worker last looked: the callback releases it, the worker
+        # waits on it. Only the callback releases it and only the worker takes it.
+        self._arrived = threading.Lock()
+        self._arrived.acquire()
         self._times = np.zeros(TIME_SLOTS, np.float64)  # arrival time of callback k at k % TIME_SLOTS
         self._ends = np.zeros(TIME_SLOTS, np.int64)  # ring.written_total after callback k
         self.callbacks = 0
@@ -259,9 +253,16 @@ class Capture:
         self._ends[k] = self.ring.written_total
         self._times[k] = time.monotonic()
         self.callbacks += 1  # publish after the slot is filled
+        self._wake()
+
+    def _wake(self) -> None:
+        """Wake the worker if it waits for audio (or let it find the news when it next looks)."""
+        if self._arrived.locked():  # (nothing else releases it: never a release of an unlocked lock)
+            self._arrived.release()
 
     def _finished_callback(self) -> None:
         self.finished = True
+        self._wake()  # the worker learns at once that no more audio will come
 
     # ------------------------------------------------------------------ consumer side
     def capture_time(self, frame_end: int) -> float:
@@ -278,13 +279,11 @@ class Capture:
             return time.monotonic()
         return float(self._times[c % TIME_SLOTS])
 
-    def read_block(self, timeout: float, urgent: bool = True) -> tuple[np.ndarray, float] | None:
+    def read_block(self, timeout: float) -> tuple[np.ndarray, float] | None:
         """Next ``(blocksize, channels)`` block and its capture time, or None after ``timeout`` seconds.
 
-        Consumer side (the engine's worker). The returned array is reused by the next call. An
-        ``urgent`` block (one an estimate waits for) is polled for from shortly before it is due, so
-        it waits well under a millisecond; any other is picked up in one wake-up a little after it
-        is due (polling only if it is late), which saves the worker most of its wake-ups.
+        Consumer side (the engine's worker). The returned array is reused by the next call. The
+        worker sleeps until the callback says audio has come: one wake-up per callback, no polling.
 
         Raises
         ------
@@ -292,42 +291,20 @@ class Capture:
             The stream was ended by PortAudio (device unplugged, server gone) or delivered nothing
             for :data:`STALL_TIMEOUT_S` seconds.
         """
-        due = self._next_due
         ring, frames = self.ring, self.blocksize
         deadline = time.monotonic() + timeout
-        # Blocks arrive one period apart: sleep most of the gap in one go, then poll finely, so a block
-        # waits well under a millisecond without hundreds of wake-ups per second. PulseAudio hands
-        # PortAudio two blocks at once every few periods: the second callback may be waiting for the
-        # GIL while the worker handles the first, so look for it briefly before sleeping a whole period;
-        # and a block that is late will come with the next one, a period later, so once it is LATE_S
-        # late, look for it less often.
-        if due is not None and not ring.wait_available(frames, BURST_WAIT_S if urgent else POLL_S):
-            wake = min(due + (-WAKE_LEAD_S if urgent else LAZY_WAIT_S), deadline) - time.monotonic()
-            if wake > 0:
-                time.sleep(wake)
-            fine = min(due + LATE_S, deadline) - time.monotonic()
-            if fine > 0:
-                ring.wait_available(frames, fine)
-        if not ring.wait_available(frames, max(0.0, deadline - time.monotonic()),
-                                   LATE_POLL_S if urgent else LATE_LAZY_POLL_S):
-            self._check_alive()
-            return None
+        while ring.available < frames:
+            if self.finished:
+                self._check_alive()
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not self._arrived.acquire(timeout=remaining):
+                if ring.available >= frames:
+                    break
+                self._check_alive()
+                return None
         ring.read_into(self._block)
         self._last_data = time.monotonic()
-        captured = self.capture_time(ring.read_total)
-        self._next_due = self._expect_next(captured)
-        return self._block, captured
-
-    def _expect_next(self, captured: float) -> float:
-        """When the block after the one captured at ``captured`` should arrive: one period later, the
-        nominal period or, for sources faster than real time (replays), the mean recent one. A
-        driver that hands over two blocks at once keeps the nominal period on average."""
-        arrivals = self._arrivals
-        arrivals.append(captured)
-        period = self.blocksize / self.sample_rate
-        if len(arrivals) > 1:
-            period = min(period, max(0.0, (captured - arrivals[0]) / (len(arrivals) - 1)))
-        return captured + period
+        return self._block, self.capture_time(ring.read_total)
 
     def _check_alive(self) -> None:
         name = self.info.name

@@ -64,9 +64,8 @@ class BlockSource(Protocol):
     def start(self) -> None:
         """Begin delivering blocks (open the device)."""
 
-    def read_block(self, timeout: float, urgent: bool = True) -> tuple[np.ndarray, float] | None:
-        """``(block, capture_time)`` or None when nothing came within ``timeout`` (or at the end);
-        ``urgent`` False says no estimate waits for this block (a live source may then pick it up late)."""
+    def read_block(self, timeout: float) -> tuple[np.ndarray, float] | None:
+        """``(block, capture_time)`` or None when nothing came within ``timeout`` (or at the end)."""
 
     def source_info(self) -> SourceInfo:
         """Name, rate and channels of the blocks."""
@@ -106,8 +105,8 @@ class FileBlockSource:
     def start(self) -> None:
         """Nothing to open: decoding starts with the first block."""
 
-    def read_block(self, timeout: float, urgent: bool = True) -> tuple[np.ndarray, float] | None:
-        """The next block (None at the end of the file); ``timeout`` and ``urgent`` are not needed."""
+    def read_block(self, timeout: float) -> tuple[np.ndarray, float] | None:
+        """The next block (None at the end of the file); ``timeout`` is not needed."""
         if self.exhausted:
             return None
         try:
@@ -312,7 +311,6 @@ class Engine:
         self._hop_power = 0.0  # sum of squares since the last estimate
         self._prepared_upto = 0  # stream frame up to which the model's stream cache was last prepared
         self._prepared_for: int | None = None  # end frame of the window prepared last
-        self._urgent = True  # an estimate may wait for the next block (see Capture.read_block)
         self._bursty = 0  # blocks left to prepare windows one block earlier (the source delivered a burst)
         self._hop_count = 0
         self._capture_time = time.monotonic()
@@ -396,10 +394,8 @@ class Engine:
         cache = self._scorer.cache
         windower = self._windower
         due_in = windower.next_end - windower.frames_seen
-        # The next block may complete a window, or (bursty drivers) come with the one that does: read it promptly.
-        reach = self._burst_lead if self._bursty else self._prepare_lead
-        self._urgent = due_in <= reach
-        lead = due_in <= reach and self._prepared_for != windower.next_end
+        lead = due_in <= (self._burst_lead if self._bursty else self._prepare_lead) and \
+            self._prepared_for != windower.next_end
         if self.prepare_between_windows and len(batch) == 0 and cache is not None and len(frames) and (
                 lead or windower.frames_seen - self._prepared_upto >= self._prepare_backlog):
             # The next window is due with the next block (or the one after): do all of its work the frames so
@@ -555,7 +551,7 @@ class Engine:
         limit = None if self.max_seconds is None else round(self.max_seconds * self.info.sample_rate)
         try:
             while not self._stop.is_set():
-                item = source.read_block(0.25, urgent=self._urgent)
+                item = source.read_block(0.25)
                 if item is None:
                     if source.exhausted:
                         self._finish_stream()

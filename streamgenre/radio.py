@@ -513,9 +513,8 @@ class RadioSource:
             self._threads.append(thread)
             thread.start()
 
-    def read_block(self, timeout: float, urgent: bool = True) -> tuple[np.ndarray, float] | None:
-        """The next ``(block, capture_time)``; None after ``timeout`` s without audio or at the end
-        (blocks are queued as they are decoded: ``urgent`` changes nothing).
+    def read_block(self, timeout: float) -> tuple[np.ndarray, float] | None:
+        """The next ``(block, capture_time)``; None after ``timeout`` s without audio or at the end.
 
         Events are consumed silently here (the title stays readable as :attr:`title`).
         """

@@ -232,7 +232,7 @@ class RingBuffer:
         self.read_into(out)
         return out
 
-    def wait_available(self, n: int, timeout: float, poll_interval: float | None = None) -> bool:
+    def wait_available(self, n: int, timeout: float) -> bool:
         """Wait until at least ``n`` frames are available or ``timeout`` seconds pass. Consumer side.
 
         Polls with sleeps of at most ``poll_interval`` (see the class notes for why no Event).
@@ -243,8 +243,6 @@ class RingBuffer:
             Frames needed, ``1 <= n <= capacity``.
         timeout : float
             Maximum wait in seconds (finite, >= 0).
-        poll_interval : float, optional
-            Longest sleep between looks for this call (default: the ring's ``poll_interval``).
 
         Returns
         -------
@@ -256,9 +254,6 @@ class RingBuffer:
             raise ValueError(
                 f"RingBuffer.wait_available: timeout must be a finite number >= 0, got {timeout!r}"
             )
-        poll = self._poll if poll_interval is None else poll_interval
-        if not (isinstance(poll, (int, float)) and 0 < poll <= 1):
-            raise ValueError(f"RingBuffer.wait_available: poll_interval must be in (0, 1] seconds, got {poll!r}")
         if self._w - self._r >= n:
             return True
         deadline = time.monotonic() + timeout
@@ -266,7 +261,7 @@ class RingBuffer:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return self._w - self._r >= n
-            time.sleep(min(poll, remaining))
+            time.sleep(min(self._poll, remaining))
             if self._w - self._r >= n:
                 return True
 

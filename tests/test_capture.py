@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.abc
 import sys
+import threading
 import time
 import tracemalloc
 from types import SimpleNamespace
@@ -238,20 +239,44 @@ def test_capture_time_with_blocks_split_across_callbacks(sd: SimpleNamespace) ->
     assert first == cap._times[1] and second == cap._times[3]  # the callback holding the block's last frame
 
 
-@pytest.mark.parametrize(("arrivals", "expected"), [
-    ((0.0, 0.1, 0.3, 0.3), 0.4),  # two blocks at once (PulseAudio): the next one a period after, not at once
-    ((0.0, 0.1, 0.2, 0.3), 0.4),  # one block a period
-    ((0.0, 0.025, 0.05, 0.075), 0.1),  # a source 4x faster than real time (a replay): its own period
-])
-def test_next_block_is_expected_a_period_after_the_last(sd: SimpleNamespace, arrivals: tuple[float, ...],
-                                                        expected: float) -> None:
+def test_read_block_sleeps_until_the_callback_brings_audio(sd: SimpleNamespace) -> None:
     cap = make_capture(sd)
-    base = time.monotonic() - 10.0
-    for k, arrival in enumerate(arrivals):
-        cap.callback(np.zeros((cap.blocksize, 2), np.float32), cap.blocksize, None, Flags())
-        cap._times[k] = base + arrival  # as if the callback had come then
-        assert cap.read_block(0.0)[1] == base + arrival
-    assert cap._next_due == pytest.approx(base + expected)
+    cap.start()
+    block = np.full((cap.blocksize, 2), 0.25, np.float32)
+    half = cap.blocksize // 2
+    deliveries = [block[:half], block[half:]]  # the second callback completes the block
+
+    def deliver() -> None:
+        for part in deliveries:
+            time.sleep(0.05)
+            cap.callback(part, len(part), None, Flags())
+
+    thread = threading.Thread(target=deliver)
+    start = time.monotonic()
+    thread.start()
+    try:
+        got = cap.read_block(5.0)
+    finally:
+        thread.join(5)
+    assert got is not None and time.monotonic() - start < 2.0  # woken by the callback, not the 5 s timeout
+    np.testing.assert_array_equal(got[0], block)
+    assert got[1] == cap._times[1]  # the callback that completed it
+    assert cap.read_block(0.05) is None  # nothing more: a timeout, and the lock is left held again
+    assert cap._arrived.locked()
+
+
+def test_read_block_learns_at_once_that_the_stream_finished(sd: SimpleNamespace) -> None:
+    cap = make_capture(sd)
+    cap.start()
+    timer = threading.Timer(0.05, cap._finished_callback)  # PortAudio ends the stream (device unplugged)
+    start = time.monotonic()
+    timer.start()
+    try:
+        with pytest.raises(DeviceError, match="stopped delivering audio"):
+            cap.read_block(5.0)
+    finally:
+        timer.join(5)
+    assert time.monotonic() - start < 2.0
 
 
 def test_callback_counts_overflows_and_flags(sd: SimpleNamespace) -> None:

@@ -194,7 +194,7 @@ class _FailingSource:
     def start(self) -> None:
         pass
 
-    def read_block(self, timeout: float, urgent: bool = True) -> tuple[np.ndarray, float] | None:
+    def read_block(self, timeout: float) -> tuple[np.ndarray, float] | None:
         if self.left == 0:
             raise DeviceError("input device 'test' stopped delivering audio (unplugged or disconnected?)")
         self.left -= 1
@@ -210,55 +210,9 @@ class _FailingSource:
 class _SilentSource(_FailingSource):
     """A source that never delivers (a stalled device before the stall timeout)."""
 
-    def read_block(self, timeout: float, urgent: bool = True) -> tuple[np.ndarray, float] | None:
+    def read_block(self, timeout: float) -> tuple[np.ndarray, float] | None:
         time.sleep(timeout)
         return None
-
-
-class _RecordingSource:
-    """Quiet noise in 100 ms blocks at 16 kHz; remembers, per block, whether the worker asked for it
-    urgently and how many estimates the engine had published when it did."""
-
-    exhausted = False
-
-    def __init__(self, blocks: int) -> None:
-        self.left = blocks
-        self.reads: list[tuple[bool, int]] = []
-        self.engine: Engine | None = None
-        self._rng = np.random.default_rng(7)
-
-    def start(self) -> None:
-        pass
-
-    def read_block(self, timeout: float, urgent: bool = True) -> tuple[np.ndarray, float] | None:
-        assert self.engine is not None
-        self.reads.append((urgent, self.engine.estimates))
-        if self.left == 0:
-            self.exhausted = True
-            return None
-        self.left -= 1
-        return (0.05 * self._rng.standard_normal(1600)).astype(np.float32), time.monotonic()
-
-    def source_info(self) -> SourceInfo:
-        return SourceInfo("device", "test", 16000, 1)
-
-    def close(self) -> None:
-        pass
-
-
-def test_blocks_that_complete_a_window_are_read_urgently_the_others_lazily(model: GenreModel) -> None:
-    source = _RecordingSource(blocks=80)
-    engine = Engine(model, source)
-    source.engine = engine
-    engine.warmup()
-    engine.start()
-    assert engine.wait(60.0) and engine.error is None
-    estimates = [count for _, count in source.reads]
-    completing = [k for k in range(80) if estimates[k + 1] > estimates[k]]  # block k led to an estimate
-    assert len(completing) >= 14
-    assert all(source.reads[k][0] for k in completing)
-    lazy = sum(not urgent for urgent, _ in source.reads[:80])
-    assert lazy >= 40, f"only {lazy} of 80 blocks were read lazily"  # ~4 of every 5 at hop 0.5 s
 
 
 @pytest.mark.parametrize(("gaps", "most_fresh"), [((0.1,), 9), ((0.0, 0.2), 16)])
@@ -278,22 +232,14 @@ def test_windows_are_prepared_a_block_earlier_for_a_source_that_delivers_in_burs
 
     rng = np.random.default_rng(3)
     captured = 100.0
-    urgent, completing = [], []
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(model, "predict_stream", checked_predict)
         for k in range(100):
             captured += gaps[k % len(gaps)]
-            urgent.append(engine._urgent)  # what the worker would have asked the source for block k
-            if engine.step((0.05 * rng.standard_normal(1600)).astype(np.float32), captured) is not None:
-                completing.append(k)
+            engine.step((0.05 * rng.standard_normal(1600)).astype(np.float32), captured)
     assert len(fresh) >= 10
     assert fresh[0] == 1  # the first full window: nothing prepared yet
     assert all(1 < f <= most_fresh for f in fresh[1:]) and max(fresh) > most_fresh - 4, fresh
-    # a block that completes a window is read promptly; from bursty drivers, the one before it too (they may
-    # come together, and the first must not be picked up late)
-    steady = [k for k in completing if k > 40]
-    assert steady and all(urgent[k] for k in steady)
-    assert all(urgent[k - 1] for k in steady) == (len(gaps) > 1)
 
 
 def test_latency_percentiles_describe_full_windows_not_the_provisional_first_estimates(
