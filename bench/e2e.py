@@ -49,7 +49,7 @@ from bench.common import (
     stat_cpu_seconds,
 )
 from streamgenre.capture import Capture
-from streamgenre.engine import BLOCK_SECONDS, Engine
+from streamgenre.engine import BLOCK_SECONDS, Engine, startup_objects_frozen
 from streamgenre.live import LIVE_THREADS
 from streamgenre.model import GenreModel, load_model
 from streamgenre.sources import decode_file
@@ -302,7 +302,8 @@ def replay(
     reads every estimate's end-to-end latency and stage timings (unless ``collect`` is False: a
     long memory run keeps nothing per estimate, so its own lists do not grow), and samples RSS.
     With ``dashboard`` a further thread shows the live dashboard as ``streamgenre live`` does (its
-    default redraw rate, an 80×24 true-colour terminal whose output goes to ``/dev/null``).
+    default redraw rate, an 80×24 true-colour terminal whose output goes to ``/dev/null``). As in
+    ``live``, the objects made before the stream starts are frozen out of the garbage collector's scans.
     """
     capture = ReplayCapture(audio, sample_rate, channels, speed=speed, lossless=lossless, loops=loops)
     engine = Engine(model, capture, hop_seconds=hop_seconds, block_seconds=BLOCK_SECONDS)
@@ -318,39 +319,41 @@ def replay(
     rss: list[float] = []
     have_peak = reset_peak_rss()
     cpu0, threads0, wall0 = time.process_time(), thread_cpu_seconds(), time.perf_counter()
-    engine.start()
-    ui = _DashboardThread(engine) if dashboard else None
-    deadline = time.monotonic() + wall_limit
-    next_rss = 0.0
-    threads1: dict[int, float] = {}
-    worker_tid: int | None = None
-    while time.monotonic() < deadline:
-        try:
-            snap = records.get(timeout=0.2)
-        except queue.Empty:
-            if engine.done.is_set() and records.empty():
-                break
-            snap = None
-        if snap is not None and collect:
-            timings = snap.timings
-            if snap.provisional:  # a padded window of the first seconds: computed in full, reported apart
-                first_latency.append(timings["end_to_end"].last_ms)
-            else:
-                latency.append(timings["end_to_end"].last_ms)
-                for name, values in stages.items():
-                    values.append(timings[name].last_ms)
-        now = time.perf_counter() - wall0
-        if now >= next_rss:
-            rss_t.append(engine.audio_seconds)
-            rss.append(rss_mb() or math.nan)
-            threads1.update(thread_cpu_seconds())  # threads that end keep their last sample
-            if worker_tid is None:
-                worker_tid = next((t.native_id for t in threading.enumerate() if t.name == "streamgenre-engine"), None)
-            next_rss = now + rss_every_s
-    finished = engine.done.is_set()
-    if ui is not None:
-        ui.stop()
-    engine.stop()
+    with startup_objects_frozen():  # as `streamgenre live` runs once warmed up
+        engine.start()
+        ui = _DashboardThread(engine) if dashboard else None
+        deadline = time.monotonic() + wall_limit
+        next_rss = 0.0
+        threads1: dict[int, float] = {}
+        worker_tid: int | None = None
+        while time.monotonic() < deadline:
+            try:
+                snap = records.get(timeout=0.2)
+            except queue.Empty:
+                if engine.done.is_set() and records.empty():
+                    break
+                snap = None
+            if snap is not None and collect:
+                timings = snap.timings
+                if snap.provisional:  # a padded window of the first seconds: computed in full, reported apart
+                    first_latency.append(timings["end_to_end"].last_ms)
+                else:
+                    latency.append(timings["end_to_end"].last_ms)
+                    for name, values in stages.items():
+                        values.append(timings[name].last_ms)
+            now = time.perf_counter() - wall0
+            if now >= next_rss:
+                rss_t.append(engine.audio_seconds)
+                rss.append(rss_mb() or math.nan)
+                threads1.update(thread_cpu_seconds())  # threads that end keep their last sample
+                if worker_tid is None:
+                    worker_tid = next((t.native_id for t in threading.enumerate()
+                                       if t.name == "streamgenre-engine"), None)
+                next_rss = now + rss_every_s
+        finished = engine.done.is_set()
+        if ui is not None:
+            ui.stop()
+        engine.stop()
     wall = time.perf_counter() - wall0
     cpu = time.process_time() - cpu0
     threads1.update(thread_cpu_seconds())

@@ -41,10 +41,11 @@ class RingBuffer:
     **Overflow policy.** When the ring is full, :meth:`write` keeps the oldest data and DROPS the newest
     frames that do not fit (counted in :attr:`overflowed`); the producer never waits for the consumer.
 
-    **Waiting.** :meth:`wait_available` polls with short sleeps (at most ``poll_interval`` each, bounded
-    by the timeout) instead of a ``threading.Event``: setting an Event from the audio callback takes a
-    lock (and may allocate), which the real-time thread should avoid. The cost is at most
-    ``poll_interval`` of extra latency and a few hundred cheap wake-ups per second while waiting.
+    **Waiting.** The ring itself has no signal: :meth:`wait_available` polls with short sleeps (at most
+    ``poll_interval`` each, bounded by the timeout), for consumers whose producer cannot tell them that data
+    came. A producer that can should wake its consumer itself, as :class:`~streamgenre.capture.Capture`'s
+    callback does by releasing a plain lock (which neither blocks nor allocates, unlike setting a
+    ``threading.Event``): on this VM every poll's sleep costs tens of microseconds of CPU.
     """
 
     def __init__(self, capacity: int, channels: int = 1, poll_interval: float = 0.002) -> None:
