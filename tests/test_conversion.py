@@ -177,3 +177,16 @@ def test_msd_musicnn_computes_64_of_its_561_front_end_channels(musicnn_dir):
     for name in ("msd_musicnn", "gtzan_musicnn"):
         assert load_model(REPO_ROOT / "models" / f"{name}.onnx", provider="cpu", warmup=False).contract.streaming \
             .channels == 64
+
+
+def test_a_block_whose_filters_are_all_constant_keeps_one():
+    import copy
+
+    full, _ = _musicnn_with_constant_filters(seed=5)
+    with torch.no_grad():
+        full.temporal[0].conv.weight.zero_()
+    pruned = copy.deepcopy(full)
+    assert pruned.prune_constant_filters()["temporal128"] == 1
+    patches = torch.randn(2, 60, 96, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        np.testing.assert_allclose(pruned(patches)[0].numpy(), full(patches)[0].numpy(), rtol=1e-5, atol=1e-6)

@@ -215,6 +215,7 @@ class Musicnn(nn.Module):
         for name, block in zip(names, [*self.timbral, *self.temporal], strict=True):
             spread = block.output_spread()
             live = spread > tolerance * spread.max()
+            live[spread.argmax()] = True  # (a block keeps one filter even if all are constant)
             index = torch.nonzero(live).flatten()
             kept_rows.append(row + index)
             constant_rows.append(row + torch.nonzero(~live).flatten())
@@ -265,7 +266,8 @@ class Musicnn(nn.Module):
 
     def embed_with_front(self, front: torch.Tensor, mid_cache: torch.Tensor | None = None,
                          known: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
-        """Mid end and back end on the ``(B, 561, T)`` front-end features: (embedding, max_pool, mean_pool).
+        """Mid end and back end on the ``(B, C, T)`` front-end features (C = 561, or the kept channels once
+        pruned): (embedding, max_pool, mean_pool), the poolings always over all 753 channels.
 
         With ``mid_cache`` ``(B, 192, T)`` (the three mid-end layers' outputs, stacked) and ``known``
         (int64 scalar ``K``), layer ``j``'s outputs of frames ``[0, K - 3 j)`` are taken from the cache
@@ -297,7 +299,7 @@ class Musicnn(nn.Module):
 
 
     def midend_prefix(self, front: torch.Tensor) -> torch.Tensor:
-        """The mid-end layers on a window's first ``n`` frames of front-end features ``(B, 561, n)``.
+        """The mid-end layers on a window's first ``n`` frames of front-end features ``(B, C, n)``.
 
         Returns ``(B, 192, n)``: layer ``j`` (1..3) holds its outputs of frames ``[0, n - 3 j)`` (they
         see the window's start padding but none of the frames after ``n``), zeros after them.
@@ -390,8 +392,9 @@ class StreamingMusicnn(nn.Module):
     ``(B, before + after, 96)`` -> its features of a window's first ``before`` frames; and, for a
     temporal group, ``partial`` frames ``(B, before + after, 96)`` (the ones preceding a window's
     last ``fresh`` frames) -> the pre-activations their taps give the window's last
-    ``fresh + after`` frames. The window: ``mel`` ``(B, T, 96)``, ``front_cache`` ``(B, 561, T)``
-    holding each group's features of frames ``[0, T - fresh - after)`` (other columns are ignored),
+    ``fresh + after`` frames. The window: ``mel`` ``(B, T, 96)``, ``front_cache`` ``(B, C, T)`` (C:
+    the channels of :meth:`parts`) holding each group's features of frames ``[0, T - fresh - after)``
+    (other columns are ignored),
     the mid-end cache, ``fresh`` and the temporal groups' partials -> the wrapped model's outputs,
     then each group's features of frames ``[T - fresh - after, T - after)`` (now complete: a
     stream keeps them). Running the parts on a window and then the window computation gives the
