@@ -40,9 +40,9 @@ from typing import Any
 
 import numpy as np
 
-from bench.common import RESULTS_DIR, Row, gtzan_clips, loadavg, report, stat_cpu_seconds
+from bench.common import RESULTS_DIR, Row, loadavg, report, stat_cpu_seconds
+from bench.e2e import load_replay_audio
 from bench.pulse import PulseUnavailableError, alive, cli, default_sigint, null_sink
-from streamgenre.sources import decode_file
 
 SINK = "streamgenre_bench_sink"
 TARGET_CPU_SHARE = 0.05
@@ -57,20 +57,13 @@ def process_cpu_seconds(pid: int) -> float:
 
 
 def write_music(path: Path, seconds: float) -> str:
-    """At least ``seconds`` of GTZAN clips, genre-interleaved, as a 48 kHz stereo 16-bit WAV; what it holds."""
+    """At least ``seconds`` of GTZAN clips, genre-interleaved (the replay's music), as a 48 kHz stereo 16-bit
+    WAV; what it holds."""
     import soundfile
 
-    parts, total = [], 0
-    clips = gtzan_clips()
-    for clip in clips:
-        if total >= seconds * RATE:
-            break
-        parts.append(decode_file(clip, RATE))
-        total += parts[-1].size
-    audio = np.concatenate(parts)
-    audio = np.tile(audio, math.ceil(seconds * RATE / audio.size))[: math.ceil(seconds * RATE)]
+    audio, source = load_replay_audio(seconds, RATE)
     soundfile.write(path, np.stack([audio, audio], axis=1), RATE, subtype="PCM_16")
-    return f"{len(parts)} GTZAN clips at {RATE} Hz stereo"
+    return f"{source}, stereo"
 
 
 def _drain(fd: int) -> None:
